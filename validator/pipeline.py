@@ -1,0 +1,484 @@
+"""Discovery, bounded concurrency, and the one place where exceptions become results.
+
+One (account, region) group at a time, in sorted order:
+ 1. list the trail's digests in the window (with a margin for the neighbours the
+    chain checks need), fetch and verify them concurrently;
+ 2. follow pointers from trusted digests to predecessors not listed;
+ 3. link the chains (core.chain), emit digest, missing and gap records;
+ 4. fetch and hash the log files trusted in-range digests list, concurrently;
+ 5. list the log folder, and classify log files no digest lists.
+Records come out in a deterministic order, whatever the concurrency.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable, Iterator, TypeVar
+
+from .core.chain import end_of, link_group
+from .core.encryption import EncryptionPolicy, digest_encryption, log_encryption, unreadable_is_foreign
+from .core.hashing import GunzipSha256
+from .core.keys import KeyRing
+from .core.verify import MAX_DIGEST_UNCOMPRESSED, CheckedDigest, check_digest
+from .errors import (ConfigError, EvidenceModifiedError, IntegrityError, KmsAccessDeniedError, NotFoundError,
+                     SourceError)
+from .model import ACCOUNT, REGION, KeyName, LogFileRef, ObjectMeta, ObjectRef, format_time, normalize_prefix, parse_key
+from .policy import IdentityMap, LocationMap, RunConfig
+from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
+                      Record, Summary, Verdict)
+from .sources.base import Source, TrailInfo
+
+UTC = timezone.utc
+LIST_MARGIN = timedelta(hours=2)
+PENDING_WINDOW = timedelta(hours=2)
+MAX_DIGEST_BYTES = 64 << 20
+MAX_POINTER_ROUNDS = 10_000
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int) -> Iterator[R]:
+    """Like pool.map, in order, but with at most `window` tasks in flight (back-pressure, flat memory)."""
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    account_id: str
+    region: str
+    org_id: str | None = None
+
+    def root(self, prefix: str) -> str:
+        org = f"{self.org_id}/" if self.org_id else ""
+        return f"{prefix}AWSLogs/{org}{self.account_id}/"
+
+
+@dataclass
+class Plan:
+    """What the run walks: the resolved bucket, prefix, groups, and the trail's status."""
+
+    bucket: str
+    prefix: str
+    groups: list[Group]
+    trail: TrailInfo | None
+    missing_accounts: list[str] = field(default_factory=list)
+    missing_regions: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Validation:
+    """One validation run over a source. Iterate `records()`; `summary` is complete afterwards."""
+
+    def __init__(self, source: Source, config: RunConfig, keys: KeyRing | None, key_origin: str | None,
+                 encryption: EncryptionPolicy | None = None, now: datetime | None = None):
+        self.source = source
+        self.config = config
+        self.keys = keys
+        self.now = now or datetime.now(UTC)
+        self.reference_time = source.reference_time()
+        self.window_end = config.end or self.now
+        self.summary = Summary(requested_start=config.start, requested_end=self.window_end,
+                               unexplained_gaps_fail=config.require_explained_gaps, public_keys=key_origin,
+                               manifest_sha256=source.manifest_sha256)
+        self.trail_info = source.trail_info(config.trail)
+        self.encryption = encryption or _encryption_from(self.trail_info, config)
+        self.plan = self._plan()
+        if keys is None:
+            keys, key_origin = self._source_keys(), source.key_origin
+            self.summary.public_keys = key_origin
+        self.keys = keys
+        self.locations: LocationMap = (LocationMap.parse(config.copy_of, self.plan.bucket, self.plan.prefix)
+                                       if config.copy_of else IdentityMap())
+        self._pool = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="ctv")
+        self._window = max(2, config.workers * 4)
+        self.oldest_found: datetime | None = None
+        self.progress: Callable[[Record], None] | None = None
+        self._stop = threading.Event()
+        self._chains_seen: set[tuple[str, str]] = set()
+
+    def _source_keys(self) -> KeyRing:
+        """Keys from the source (ListPublicKeys per region, or the evidence's), with the AWS CLI's margins."""
+        regions = sorted({g.region for g in self.plan.groups})
+        start = self.config.start - LIST_MARGIN if self.config.start else None
+        ring = self.source.public_keys(regions, start, self.window_end + LIST_MARGIN)
+        if len(ring) == 0 and not ring.rejected and self.plan.groups:
+            raise ConfigError("no public keys: give --public-keys, or allow cloudtrail:ListPublicKeys")
+        return ring
+
+    # --- discovery ---------------------------------------------------------------
+
+    def _plan(self) -> Plan:
+        cfg, info = self.config, self.trail_info
+        bucket = cfg.bucket or (info.bucket if info else None)
+        if not bucket:
+            raise ConfigError("no S3 bucket: give --s3-bucket, or allow DescribeTrails for the trail")
+        prefix = normalize_prefix(cfg.prefix if cfg.prefix is not None else (info.prefix if info else ""))
+        base = f"{prefix}AWSLogs/"
+        top = self.source.list_folders(bucket, base)
+        org_ids = sorted(f for f in top if re.fullmatch(r"o-[a-z0-9]{10,32}", f))
+        is_org = info.is_organization_trail if info is not None else bool(org_ids)
+        roots: list[tuple[str | None, str]] = []
+        if is_org:
+            wanted_orgs = [info.organization_id] if info and info.organization_id else org_ids
+            for org in wanted_orgs:
+                for acct in self.source.list_folders(bucket, f"{base}{org}/"):
+                    if re.fullmatch(ACCOUNT, acct) and (cfg.account_id in (None, acct)):
+                        roots.append((org, acct))
+        else:
+            acct = cfg.account_id or cfg.trail.account_id
+            if acct in top:
+                roots.append((None, acct))
+        groups: list[Group] = []
+        for org, acct in roots:
+            root = Group(acct, "", org).root(prefix)
+            regions = set(self.source.list_folders(bucket, root + "CloudTrail-Digest/"))
+            regions |= set(self.source.list_folders(bucket, root + "CloudTrail/"))
+            for region in sorted(r for r in regions if re.fullmatch(REGION, r)):
+                if cfg.regions is None or region in cfg.regions:
+                    groups.append(Group(acct, region, org))
+        found_accounts = {g.account_id for g in groups}
+        plan = Plan(bucket=bucket, prefix=prefix, groups=sorted(groups), trail=info)
+        plan.missing_accounts = sorted(a for a in cfg.expect_accounts if a not in found_accounts)
+        return plan
+
+    # --- the run -------------------------------------------------------------------
+
+    def records(self) -> Iterator[Record]:
+        try:
+            for group in self.plan.groups:
+                if self._stop.is_set():
+                    return
+                for rec in self._group_records(group):
+                    self.summary.add(rec)
+                    yield rec
+            for rec in self._expectation_records():
+                self.summary.add(rec)
+                yield rec
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.config.start is None:
+            self.summary.requested_start = self.oldest_found
+
+    def interrupt(self) -> None:
+        self._stop.set()
+        self.summary.interrupted = True
+
+    def _expectation_records(self) -> Iterator[Record]:
+        for acct in self.plan.missing_accounts:
+            yield DigestRecord(bucket=None, key=None, region="", account_id=acct,
+                               verdict=Verdict(MISSING, "account_missing",
+                                               f"expected account {acct} has no digests for this trail"),
+                               start_time=self.config.start, end_time=self.window_end)
+        accounts = sorted({g.account_id for g in self.plan.groups} | set(self.config.expect_accounts))
+        for acct in accounts:
+            if acct in self.plan.missing_accounts:
+                continue
+            for region in sorted(self.config.expect_regions):
+                if (acct, region) not in self._chains_seen:
+                    yield DigestRecord(bucket=None, key=None, region=region, account_id=acct,
+                                       verdict=Verdict(MISSING, "region_missing",
+                                                       f"expected region {region} has no digest chain in the window"),
+                                       start_time=self.config.start, end_time=self.window_end)
+
+    # --- one group ---------------------------------------------------------------------
+
+    def _group_records(self, group: Group) -> list[Record]:
+        root = group.root(self.plan.prefix)
+        own, foreign = self._list_digests(group, root)
+        checked = list(bounded_map(self._pool, self._fetch_digest, own, self._window))
+        window_start = self._group_window_start(checked)
+        for d in checked:
+            d.in_range = self._in_range(d, window_start)
+        checked = self._follow_pointers(checked, window_start)
+        info = self.trail_info
+        chain_end_ref = info.latest_digest_delivery if info else None
+        regular = [d for d in checked if not d.backfill]
+        backfill = [d for d in checked if d.backfill]
+        kw = dict(account_id=group.account_id, region=group.region, window_start=window_start,
+                  window_end=self.window_end, chain_end_ref=chain_end_ref)
+        reg_found = link_group(regular, backfill=False, **kw)
+        bf_found = link_group(backfill, backfill=True, **kw)
+
+        out: list[Record] = []
+        digest_records: list[DigestRecord] = [self._digest_record(d, group) for d in checked if d.in_range]
+        digest_records += [m for m in reg_found.missing + bf_found.missing
+                           if m.end_time is None or m.end_time >= window_start]
+        digest_records.sort(key=lambda r: (r.backfill, r.end_time or self.window_end, r.key or ""))
+        if any(r.key is not None for r in digest_records):
+            self._chains_seen.add((group.account_id, group.region))
+        out += digest_records
+        out += reg_found.gaps
+
+        listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]] = {}
+        for d in sorted(checked, key=lambda d: (not d.in_range, end_of(d) or self.window_end)):
+            if d.trusted and d.digest is not None:
+                for lf in d.digest.log_files:
+                    listed.setdefault(lf.ref, (lf, d))
+        to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
+        out += bounded_map(self._pool, self._check_listed_log, to_hash, self._window)
+        out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
+                                   foreign)
+        return out
+
+    def _group_window_start(self, checked: list[CheckedDigest]) -> datetime:
+        if self.config.start is not None:
+            return self.config.start
+        starts = [d.digest.start_time if d.digest else (end_of(d) or self.window_end) - timedelta(hours=1)
+                  for d in checked]
+        start = min(starts) if starts else self.window_end
+        self.oldest_found = start if self.oldest_found is None else min(self.oldest_found, start)
+        return start
+
+    def _in_range(self, d: CheckedDigest, window_start: datetime) -> bool:
+        if d.digest is not None:
+            return d.digest.start_time <= self.window_end and d.digest.end_time >= window_start
+        end = end_of(d)
+        if end is None:
+            return False
+        return end >= window_start and end - timedelta(hours=1) <= self.window_end
+
+    def _list_digests(self, group: Group, root: str) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        """This trail's digest keys in the window (with margins), and other trails' in the same folder."""
+        folder = f"{root}CloudTrail-Digest/{group.region}/"
+        start = self.config.start
+        start_after = (folder + (start - LIST_MARGIN).strftime("%Y/%m/%d")) if start else None
+        last_day = (self.window_end + LIST_MARGIN).strftime("%Y/%m/%d")
+        lo = (start - LIST_MARGIN) if start else None
+        hi = self.window_end + LIST_MARGIN
+        own: list[ObjectRef] = []
+        foreign: list[ObjectRef] = []
+        trail = self.config.trail
+        for obj in self.source.list(self.plan.bucket, folder, start_after):
+            day = obj.ref.key[len(folder):len(folder) + 10]
+            if day > last_day:
+                break
+            name = parse_key(self.locations.to_original(obj.ref).key)
+            if name is None or not name.is_digest:
+                continue  # stray objects: reported by forensic checks, not part of the chain
+            if lo is not None and name.time < lo or name.time > hi:
+                continue
+            if name.trail_name == trail.name and name.home_region == trail.home_region:
+                own.append(obj.ref)
+            else:
+                foreign.append(obj.ref)
+        return own, foreign
+
+    # --- digests -----------------------------------------------------------------------------
+
+    def _fetch_digest(self, lies_at: ObjectRef) -> CheckedDigest:
+        original = self.locations.to_original(lies_at)
+        name = parse_key(original.key)
+        backfill = bool(name and name.backfill)
+        try:
+            with self.source.open(lies_at) as stream:
+                data = _read_capped(stream.chunks(), MAX_DIGEST_BYTES)
+                meta = stream.meta
+        except (SourceError, IntegrityError) as exc:
+            verdict = self._read_failure(lies_at, exc, is_digest=True)
+            return CheckedDigest(lies_at=lies_at, original=original, verdict=verdict, backfill=backfill)
+        result = check_digest(data, meta.metadata, lies_at, original, self.keys, backfill=backfill)
+        if result.trusted:
+            enc = digest_encryption(meta)
+            if enc is not None:
+                result.verdict = result.verdict.worse(enc)
+            late = self._late_write(meta, end_of(result))
+            if late is not None:
+                result.verdict = result.verdict.worse(late)
+        return result
+
+    def _follow_pointers(self, checked: list[CheckedDigest], window_start: datetime) -> list[CheckedDigest]:
+        """Fetch predecessors that trusted in-range digests name but the listing did not hold."""
+        by_loc = {d.original: d for d in checked}
+        absent: set[ObjectRef] = set()
+        for _ in range(MAX_POINTER_ROUNDS):
+            wanted = sorted({d.digest.previous for d in by_loc.values()
+                             if d.trusted and d.in_range and d.digest is not None and d.digest.previous is not None
+                             and d.digest.previous not in by_loc and d.digest.previous not in absent})
+            if not wanted:
+                break
+            for ref in wanted:
+                d = self._fetch_digest(self.locations.to_copy(ref))
+                if d.verdict.reason == "not_found":
+                    absent.add(ref)
+                    continue
+                d.original = ref
+                d.in_range = self._in_range(d, window_start)
+                by_loc[ref] = d
+        return list(by_loc.values())
+
+    def _digest_record(self, d: CheckedDigest, group: Group) -> DigestRecord:
+        name = parse_key(d.original.key)
+        if d.digest is not None:
+            start, end = d.digest.start_time, d.digest.end_time
+        else:
+            end = name.time if name else None
+            start = None
+        return DigestRecord(
+            bucket=d.lies_at.bucket, key=d.lies_at.key, region=name.region if name else group.region,
+            account_id=name.account_id if name else group.account_id, verdict=d.verdict,
+            start_time=start, end_time=end, fingerprint=d.digest.fingerprint if d.digest else None,
+            backfill=d.backfill, log_count=len(d.digest.log_files) if d.digest else None)
+
+    # --- failures to read --------------------------------------------------------------------
+
+    def _read_failure(self, ref: ObjectRef, exc: Exception, is_digest: bool) -> Verdict:
+        if isinstance(exc, EvidenceModifiedError):
+            return Verdict(INVALID, "evidence_modified", f"evidence modified after acquisition: {exc}")
+        if isinstance(exc, IntegrityError):
+            return Verdict(INVALID, exc.reason, f"invalid format: {exc}")
+        if isinstance(exc, NotFoundError):
+            return Verdict(MISSING, "not_found", "not found")
+        assert isinstance(exc, SourceError)
+        if exc.reason in ("access_denied", "kms_access_denied"):
+            try:
+                meta = self.source.head(ref)
+            except SourceError:
+                meta = None
+            if meta is not None:
+                foreign = unreadable_is_foreign(meta, self.encryption, is_digest)
+                if foreign is not None:
+                    return foreign
+        if isinstance(exc, KmsAccessDeniedError):
+            key = exc.key_arn or "the object's KMS key"
+            return Verdict(UNVERIFIABLE, "kms_access_denied",
+                           f"S3 could not decrypt it for the caller: kms:Decrypt on {key} is needed ({exc})")
+        return Verdict(UNVERIFIABLE, exc.reason, str(exc)[:300] or exc.reason)
+
+    def _late_write(self, meta: ObjectMeta, written_by: datetime | None) -> Verdict | None:
+        cfg = self.config
+        if not cfg.check_write_times or written_by is None or meta.last_modified is None:
+            return None
+        if not self.source.original_write_times or cfg.copy_of:
+            return None
+        late = meta.last_modified - written_by
+        if late > cfg.write_time_tolerance:
+            return Verdict(WARNING, "late_write",
+                           f"last modified {format_time(meta.last_modified)}, {late} after CloudTrail wrote it")
+        return None
+
+    # --- log files ---------------------------------------------------------------------------
+
+    def _check_listed_log(self, item: tuple[LogFileRef, CheckedDigest]) -> LogRecord:
+        lf, d = item
+        lies_at = self.locations.to_copy(lf.ref)
+        name = parse_key(lf.ref.key)
+        verdict = self._hash_log(lies_at, lf, name)
+        return LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=d.lies_at.key,
+                         region=name.region if name else None, account_id=name.account_id if name else None)
+
+    def _hash_log(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None) -> Verdict:
+        try:
+            stream = self.source.open(lies_at)
+        except (SourceError, IntegrityError) as exc:
+            return self._read_failure(lies_at, exc, is_digest=False)
+        with stream:
+            hasher = GunzipSha256()
+            try:
+                for chunk in stream.chunks():
+                    hasher.update(chunk)
+                actual = hasher.finish()
+            except IntegrityError as exc:
+                try:
+                    stream.verify_rest()
+                except EvidenceModifiedError as modified:
+                    return self._read_failure(lies_at, modified, is_digest=False)
+                except (SourceError, IntegrityError):
+                    pass
+                if hasher.too_large:
+                    return Verdict(INVALID, "hash_mismatch", f"hash value doesn't match: {exc}")
+                return self._read_failure(lies_at, exc, is_digest=False)
+            except SourceError as exc:
+                return self._read_failure(lies_at, exc, is_digest=False)
+            meta = stream.meta
+        if lf.hash_algorithm not in ("SHA-256", "SHA256"):
+            return Verdict(INVALID, "hash_mismatch", f"unsupported hash algorithm {lf.hash_algorithm!r:.40}")
+        if actual != lf.hash_value:
+            return Verdict(INVALID, "hash_mismatch", "hash value doesn't match")
+        verdict = Verdict.valid()
+        enc = log_encryption(meta, self.encryption)
+        if enc is not None:
+            verdict = verdict.worse(enc)
+        late = self._late_write(meta, name.time + timedelta(minutes=1) if name else None)
+        if late is not None:
+            verdict = verdict.worse(late)
+        return verdict
+
+    def _unlisted_logs(self, group: Group, root: str, listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]],
+                       window_start: datetime, coverage: list[tuple[datetime, datetime]],
+                       newest_end: datetime | None, foreign: list[ObjectRef]) -> list[LogRecord]:
+        folder = f"{root}CloudTrail/{group.region}/"
+        start_after = folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d")
+        last_day = self.window_end.strftime("%Y/%m/%d")
+        candidates: list[tuple[ObjectRef, KeyName]] = []
+        for obj in self.source.list(self.plan.bucket, folder, start_after):
+            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
+                break
+            original = self.locations.to_original(obj.ref)
+            name = parse_key(original.key)
+            if name is None or name.is_digest:
+                continue
+            if not (window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end):
+                continue
+            if original not in listed:
+                candidates.append((original, name))
+        if not candidates:
+            return []
+        if foreign:
+            others = set()
+            for d in bounded_map(self._pool, self._fetch_digest, foreign, self._window):
+                if d.trusted and d.digest is not None:
+                    others.update(lf.ref for lf in d.digest.log_files)
+            candidates = [(r, n) for r, n in candidates if r not in others]
+        latest = (self.trail_info.latest_digest_delivery if self.trail_info and self.trail_info.latest_digest_delivery
+                  else self.reference_time)
+        out = []
+        for ref, name in candidates:
+            verdict = self._classify_unlisted(name.time, coverage, newest_end, latest)
+            lies_at = self.locations.to_copy(ref)
+            out.append(LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
+                                 region=name.region, account_id=name.account_id))
+        return out
+
+    def _classify_unlisted(self, t: datetime, coverage: list[tuple[datetime, datetime]],
+                           newest_end: datetime | None, latest: datetime) -> Verdict:
+        covered = any(s - timedelta(minutes=1) <= t <= e for s, e in coverage)
+        if covered:
+            if self.reference_time - t < self.config.backfill_horizon:
+                return Verdict(PENDING, "awaiting_digest",
+                               f"no digest lists it yet; a backfill digest may still list it "
+                               f"(younger than {self.config.backfill_horizon})")
+            return Verdict(INVALID, "unreferenced",
+                           "no digest lists this log file, though valid digests cover its time (injected)")
+        if (newest_end is None or t > newest_end) and t >= latest - PENDING_WINDOW:
+            return Verdict(PENDING, "awaiting_digest", "newer than the region's newest digest; its digest is not written yet")
+        return Verdict(UNVERIFIABLE, "not_covered", "no valid digest covers the time of this log file")
+
+
+def _read_capped(chunks: Iterable[bytes], cap: int) -> bytes:
+    buf = bytearray()
+    for c in chunks:
+        buf += c
+        if len(buf) > cap:
+            raise IntegrityError(f"larger than {cap} bytes")
+    return bytes(buf)
+
+
+def _encryption_from(info: TrailInfo | None, cfg: RunConfig) -> EncryptionPolicy:
+    if info is None:
+        return EncryptionPolicy(known=False, extra_log_keys=cfg.extra_log_keys)
+    return EncryptionPolicy(known=True, trail_kms_key=info.kms_key_id, extra_log_keys=cfg.extra_log_keys,
+                            bucket_default_key=info.bucket_default_key)
+
+
+__all__ = ["Validation", "bounded_map", "Group", "Plan", "MAX_DIGEST_UNCOMPRESSED", "VALID"]

@@ -1,0 +1,119 @@
+"""The AWS CLI's text lines and summary, plus lines for what it does not report."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from ..model import format_time
+from ..results import INVALID, MISSING, PENDING, VALID, DigestRecord, GapRecord, LogRecord, Record, Summary
+
+_LABEL = {INVALID: "INVALID", MISSING: "INVALID", "unverifiable": "UNVERIFIABLE", "warning": "WARNING",
+          PENDING: "PENDING"}
+
+
+class TextReporter:
+    def __init__(self, out: IO[str], err: IO[str], verbose: bool):
+        self.out, self.err, self.verbose = out, err, verbose
+        self._double = False
+
+    def start(self, header: dict) -> None:
+        start = header.get("start_time") or "the oldest digest"
+        self.out.write(f"Validating log files for trail {header['trail_arn']} between {start} and "
+                       f"{header['end_time']}\n\n")
+
+    def _status(self, line: str, problem: bool) -> None:
+        if problem:
+            self.err.write(line + "\n\n" if self._double else "\n" + line + "\n\n")
+            self._double = True
+        elif self.verbose:
+            self._double = False
+            self.out.write(line + "\n")
+
+    def record(self, r: Record) -> None:
+        if isinstance(r, GapRecord):
+            line = (f"No log files were delivered by CloudTrail between {format_time(r.start_time)} and "
+                    f"{format_time(r.end_time)} ({r.account_id} {r.region})")
+            if r.explained_by:
+                line += f"; explained by {r.explained_by.get('event_name')} at {r.explained_by.get('event_time')}"
+            self._status(line, True)
+            return
+        v = r.verdict
+        if isinstance(r, DigestRecord):
+            what = "(backfill) Digest file" if r.backfill else "Digest file"
+            where = (f"s3://{r.bucket}/{r.key}" if r.key else
+                     f"(key unknown: {r.account_id} {r.region} {format_time(r.start_time)} to {format_time(r.end_time)})")
+        else:
+            assert isinstance(r, LogRecord)
+            what, where = "Log file", f"s3://{r.bucket}/{r.key}"
+        if v.status == VALID:
+            self._status(f"{what}\t{where}\tvalid", False)
+            return
+        label = _LABEL[v.status]
+        message = _aws_message(r, v.reason, v.message)
+        self._status(f"{what}\t{where}\t{label}: {message}", v.status != PENDING)
+
+    def finish(self, s: Summary) -> None:
+        w = self.out.write
+        if not self._double:
+            w("\n")
+        w(f"Results requested for {format_time(s.requested_start) or 'the oldest digest'} to "
+          f"{format_time(s.requested_end)}\n")
+        if not s.digests and not s.logs:
+            w("No digests found\n")
+        else:
+            if s.found_start and s.found_end:
+                w(f"Results found for {format_time(s.found_start)} to {format_time(s.found_end)}:\n")
+            else:
+                w("No valid digests found in range\n")
+            regular = s.digests.copy()
+            regular.subtract(s.backfill_digests)
+            _ratio(w, regular, "digest")
+            _ratio(w, s.backfill_digests, "backfill digest")
+            _ratio(w, s.logs, "log")
+            w("\n")
+        if s.gaps:
+            w(f"\n{s.gaps} gap(s) in the digest chain (logging stopped and restarted)\n")
+        anchor = {"aws": "public keys from CloudTrail ListPublicKeys", "file": "public keys from --public-keys",
+                  "evidence": "public keys stored in the evidence directory (not a trust anchor on their own)"}
+        w(f"Trust: {anchor.get(s.public_keys, s.public_keys)}")
+        if s.manifest_sha256:
+            w(f"; evidence manifest SHA-256 {s.manifest_sha256}")
+        w("\n")
+        if s.interrupted:
+            w("Interrupted: the results above are partial.\n")
+        self.out.flush()
+        self.err.flush()
+
+
+def _ratio(w, counts, name: str) -> None:
+    total = sum(v for v in counts.values() if v > 0)
+    if total <= 0:
+        return
+    w(f"\n{counts.get(VALID, 0)}/{total} {name} files valid")
+    bad = counts.get(INVALID, 0) + counts.get(MISSING, 0)
+    if bad:
+        w(f", {bad}/{total} {name} files INVALID")
+    for status in ("unverifiable", "warning", PENDING):
+        if counts.get(status, 0) > 0:
+            w(f", {counts[status]}/{total} {name} files {status.upper()}")
+
+
+_AWS_MESSAGES = {
+    "hash_mismatch": "hash value doesn't match",
+    "not_found": "not found",
+    "signature_mismatch": "signature verification failed",
+    "invalid_format": "invalid format",
+}
+
+
+def _aws_message(r: Record, reason: str | None, message: str | None) -> str:
+    """The AWS CLI's wording where it has one, with our reason code and detail after it."""
+    base = _AWS_MESSAGES.get(reason or "")
+    if reason == "moved":
+        base = "has been moved from its original location"
+    detail = message or ""
+    if base is None:
+        return f"{reason}: {detail}" if detail else str(reason)
+    if detail and detail != base and not detail.startswith(base):
+        return f"{base} ({reason}: {detail})"
+    return base if reason in _AWS_MESSAGES else f"{base} ({reason})"

@@ -1,0 +1,162 @@
+"""Statuses, reasons and result records: the report writers' only input."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .model import format_time
+
+VALID = "valid"
+INVALID = "invalid"
+MISSING = "missing"
+UNVERIFIABLE = "unverifiable"
+WARNING = "warning"
+PENDING = "pending"
+
+# most severe first (the contract's order)
+SEVERITY = (INVALID, MISSING, UNVERIFIABLE, WARNING, PENDING, VALID)
+_RANK = {s: i for i, s in enumerate(SEVERITY)}
+
+
+def more_severe(a: str, b: str) -> bool:
+    """True when status `a` outranks status `b`."""
+    return _RANK[a] < _RANK[b]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def valid(cls, message: str | None = None) -> "Verdict":
+        return cls(VALID, None, message)
+
+    def worse(self, other: "Verdict") -> "Verdict":
+        """The most severe of two verdicts on one object (the first wins a tie)."""
+        return other if more_severe(other.status, self.status) else self
+
+
+@dataclass(slots=True)
+class DigestRecord:
+    bucket: str | None
+    key: str | None
+    region: str
+    account_id: str
+    verdict: Verdict
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    fingerprint: str | None = None
+    backfill: bool = False
+    log_count: int | None = None
+    kind: str = "digest"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "digest", "status": self.verdict.status, "reason": self.verdict.reason,
+            "bucket": self.bucket, "key": self.key, "region": self.region, "account_id": self.account_id,
+            "start_time": format_time(self.start_time), "end_time": format_time(self.end_time),
+            "fingerprint": self.fingerprint, "backfill": self.backfill, "log_count": self.log_count,
+            "message": self.verdict.message,
+        }
+
+
+@dataclass(slots=True)
+class LogRecord:
+    bucket: str
+    key: str
+    verdict: Verdict
+    digest_key: str | None = None
+    region: str | None = None
+    account_id: str | None = None
+    kind: str = "log"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "log", "status": self.verdict.status, "reason": self.verdict.reason,
+            "bucket": self.bucket, "key": self.key, "digest_key": self.digest_key,
+            "region": self.region, "account_id": self.account_id, "message": self.verdict.message,
+        }
+
+
+@dataclass(slots=True)
+class GapRecord:
+    region: str
+    account_id: str
+    start_time: datetime
+    end_time: datetime
+    explained_by: dict[str, Any] | None = None
+    message: str | None = None
+    kind: str = "gap"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "gap", "region": self.region, "account_id": self.account_id,
+            "start_time": format_time(self.start_time), "end_time": format_time(self.end_time),
+            "explained_by": self.explained_by, "message": self.message,
+        }
+
+
+Record = DigestRecord | LogRecord | GapRecord
+
+
+@dataclass(slots=True)
+class Summary:
+    requested_start: datetime | None
+    requested_end: datetime
+    found_start: datetime | None = None
+    found_end: datetime | None = None
+    digests: Counter = field(default_factory=Counter)
+    logs: Counter = field(default_factory=Counter)
+    gaps: int = 0
+    unexplained_gaps_fail: bool = False
+    failing_gaps: int = 0
+    public_keys: str = "file"
+    manifest_sha256: str | None = None
+    interrupted: bool = False
+    backfill_digests: Counter = field(default_factory=Counter)
+
+    def add(self, record: Record) -> None:
+        if isinstance(record, DigestRecord):
+            self.digests[record.verdict.status] += 1
+            if record.backfill:
+                self.backfill_digests[record.verdict.status] += 1
+            if record.verdict.status in (VALID, WARNING) and record.start_time and record.end_time:
+                s = max(record.start_time, self.requested_start) if self.requested_start else record.start_time
+                e = min(record.end_time, self.requested_end)
+                self.found_start = s if self.found_start is None else min(self.found_start, s)
+                self.found_end = e if self.found_end is None else max(self.found_end, e)
+        elif isinstance(record, LogRecord):
+            self.logs[record.verdict.status] += 1
+        elif isinstance(record, GapRecord):
+            self.gaps += 1
+            if self.unexplained_gaps_fail and record.explained_by is None:
+                self.failing_gaps += 1
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        statuses = set(self.digests) | set(self.logs)
+        if INVALID in statuses or MISSING in statuses or self.failing_gaps:
+            return 1
+        if UNVERIFIABLE in statuses or WARNING in statuses:
+            return 3
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "summary",
+            "requested": {"start_time": format_time(self.requested_start), "end_time": format_time(self.requested_end)},
+            "found": {"start_time": format_time(self.found_start), "end_time": format_time(self.found_end)},
+            "digests": dict(sorted(self.digests.items())),
+            "logs": dict(sorted(self.logs.items())),
+            "gaps": self.gaps,
+            "trust": {"public_keys": self.public_keys, "manifest_sha256": self.manifest_sha256},
+            "interrupted": self.interrupted,
+            "exit_code": self.exit_code,
+        }

@@ -1,0 +1,417 @@
+"""The evidence directory: a trail's objects as S3 returned them, sealed by a manifest.
+
+Layout (format `ctvalidate-evidence`, version 1)::
+
+    DEST/
+      manifest.jsonl      line 1: header {format, version, acquired_at, trail, source, public_keys: {file, sha256}}
+                          then one line per object, sorted by bucket and key:
+                          {bucket, key, file, sha256, size, etag, version_id, last_modified,
+                           storage_class, sse, kms_key_id, sse_customer_algorithm, metadata, error}
+      public-keys.json    the public keys, in the shape `aws cloudtrail list-public-keys` prints
+      objects/BUCKET/KEY  each object byte for byte (keys that are not safe paths: objects/_/SHA256)
+
+The SHA-256 of manifest.jsonl is the seal; the manifest is written last, through
+a temporary name, so a directory without it is an interrupted acquisition.
+An object that could not be read at acquisition has `file: null` and `error:
+{reason, message}` with the metadata HEAD gave.
+
+Everything read back is hostile: the manifest may have been edited, files
+replaced or linked elsewhere. Object files are opened only below `objects/`,
+never through a symbolic link.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+from ..core.keys import KeyRing, parse_public_key
+from ..errors import (AccessDeniedError, ArchivedError, ConfigError, EvidenceModifiedError, FormatError,
+                      KmsAccessDeniedError, NotFoundError, SourceError)
+from ..model import ObjectMeta, ObjectRef, TrailArn, format_time, parse_time
+from .base import CHUNK, ListedObject, ObjectStream, Source, TrailInfo
+
+FORMAT = "ctvalidate-evidence"
+VERSION = 1
+MANIFEST = "manifest.jsonl"
+KEYS_FILE = "public-keys.json"
+MAX_MANIFEST_LINE = 1 << 20
+MAX_MANIFEST_BYTES = 8 << 30
+
+_ERRORS: dict[str, type[SourceError]] = {
+    "not_found": NotFoundError, "access_denied": AccessDeniedError,
+    "kms_access_denied": KmsAccessDeniedError, "archived": ArchivedError,
+}
+
+
+def object_path(bucket: str, key: str) -> str:
+    """The relative file name for an object: its bucket and key when they are a safe path."""
+    parts = [bucket, *key.split("/")]
+    safe = all(p and p not in (".", "..") and "\\" not in p and "\x00" not in p and len(p) < 256
+               for p in parts) and len(key) < 900 and not key.startswith("/")
+    if safe:
+        return "objects/" + "/".join(parts)
+    return "objects/_/" + hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()
+
+
+def trail_to_json(t: TrailInfo | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {
+        "name": t.name, "home_region": t.home_region, "account_id": t.account_id, "bucket": t.bucket,
+        "prefix": t.prefix, "kms_key_id": t.kms_key_id, "is_organization_trail": t.is_organization_trail,
+        "organization_id": t.organization_id, "is_multi_region": t.is_multi_region,
+        "log_file_validation": t.log_file_validation, "is_logging": t.is_logging,
+        "latest_digest_delivery": format_time(t.latest_digest_delivery),
+        "latest_delivery": format_time(t.latest_delivery),
+        "bucket_default_key": t.bucket_default_key, "raw": t.raw,
+    }
+
+
+def trail_from_json(d: Any) -> TrailInfo | None:
+    if not isinstance(d, dict):
+        return None
+
+    def s(name: str) -> str | None:
+        v = d.get(name)
+        return v if isinstance(v, str) else None
+
+    def t(name: str) -> datetime | None:
+        v = s(name)
+        try:
+            return parse_time(v) if v else None
+        except FormatError:
+            return None
+
+    def b(name: str) -> bool | None:
+        v = d.get(name)
+        return v if isinstance(v, bool) else None
+
+    return TrailInfo(
+        name=s("name") or "", home_region=s("home_region") or "", account_id=s("account_id") or "",
+        bucket=s("bucket"), prefix=s("prefix") or "", kms_key_id=s("kms_key_id"),
+        is_organization_trail=bool(b("is_organization_trail")), organization_id=s("organization_id"),
+        is_multi_region=b("is_multi_region"), log_file_validation=b("log_file_validation"),
+        is_logging=b("is_logging"), latest_digest_delivery=t("latest_digest_delivery"),
+        latest_delivery=t("latest_delivery"), bucket_default_key=s("bucket_default_key"),
+        raw=d.get("raw") if isinstance(d.get("raw"), dict) else {},
+    )
+
+
+def meta_to_json(meta: ObjectMeta) -> dict[str, Any]:
+    return {
+        "bucket": meta.ref.bucket, "key": meta.ref.key, "size": meta.size, "etag": meta.etag,
+        "version_id": meta.version_id, "last_modified": format_time(meta.last_modified),
+        "storage_class": meta.storage_class, "sse": meta.sse, "kms_key_id": meta.kms_key_id,
+        "sse_customer_algorithm": meta.sse_customer_algorithm, "metadata": dict(meta.metadata),
+    }
+
+
+# --- writing ------------------------------------------------------------------------
+
+
+class EvidenceWriter:
+    """Writes an evidence directory; `finish` writes the manifest last and returns the seal."""
+
+    def __init__(self, dest: str | os.PathLike[str]):
+        self.root = Path(dest)
+        if (self.root / MANIFEST).exists():
+            raise ConfigError(f"{self.root} already holds an evidence directory (manifest.jsonl exists)")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._entries: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def add(self, meta: ObjectMeta, chunks: Iterator[bytes] | list[bytes]) -> dict[str, Any]:
+        rel = object_path(meta.ref.bucket, meta.ref.key)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sha = hashlib.sha256()
+        size = 0
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "wb") as f:
+            for c in chunks:
+                sha.update(c)
+                size += len(c)
+                f.write(c)
+        os.replace(tmp, path)
+        entry = meta_to_json(meta)
+        entry.update(file=rel, sha256=sha.hexdigest(), size=size, error=None)
+        self._entries[(meta.ref.bucket, meta.ref.key)] = entry
+        return entry
+
+    def add_unreadable(self, meta: ObjectMeta, error: SourceError) -> None:
+        entry = meta_to_json(meta)
+        entry.update(file=None, sha256=None, error={"reason": error.reason, "message": str(error)[:500]})
+        self._entries[(meta.ref.bucket, meta.ref.key)] = entry
+
+    def has(self, ref: ObjectRef) -> bool:
+        return (ref.bucket, ref.key) in self._entries
+
+    def finish(self, *, acquired_at: datetime, trail: TrailInfo | None, public_keys: list[dict[str, Any]],
+               source: str = "s3") -> str:
+        keys_bytes = orjson.dumps({"PublicKeyList": public_keys}, option=orjson.OPT_INDENT_2)
+        (self.root / KEYS_FILE).write_bytes(keys_bytes)
+        header = {
+            "format": FORMAT, "version": VERSION, "acquired_at": format_time(acquired_at),
+            "source": source, "trail": trail_to_json(trail),
+            "public_keys": {"file": KEYS_FILE, "sha256": hashlib.sha256(keys_bytes).hexdigest()},
+            "objects": len(self._entries),
+        }
+        lines = [orjson.dumps(header)]
+        lines += [orjson.dumps(self._entries[k]) for k in sorted(self._entries)]
+        data = b"\n".join(lines) + b"\n"
+        tmp = self.root / (MANIFEST + ".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, self.root / MANIFEST)
+        return hashlib.sha256(data).hexdigest()
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Entry:
+    bucket: str
+    key: str
+    file: str | None
+    sha256: str | None
+    meta: ObjectMeta
+    error: dict[str, Any] | None
+
+
+class EvidenceStream(ObjectStream):
+    def __init__(self, entry: _Entry, fd: int):
+        self.meta = entry.meta
+        self._entry = entry
+        self._file = os.fdopen(fd, "rb", buffering=0)
+        self._sha = hashlib.sha256()
+        self._done = False
+
+    def chunks(self) -> Iterator[bytes]:
+        while True:
+            c = self._file.read(CHUNK)
+            if not c:
+                break
+            self._sha.update(c)
+            yield c
+        self._done = True
+        self._check()
+
+    def _check(self) -> None:
+        if self._sha.hexdigest() != self._entry.sha256:
+            raise EvidenceModifiedError(
+                f"bytes differ from the manifest (SHA-256 {self._sha.hexdigest()[:16]}…, "
+                f"acquired {str(self._entry.sha256)[:16]}…)")
+
+    def verify_rest(self) -> None:
+        if not self._done:
+            for c in iter(lambda: self._file.read(CHUNK), b""):
+                self._sha.update(c)
+            self._done = True
+            self._check()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class EvidenceSource(Source):
+    key_origin = "evidence"
+    original_write_times = True
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        manifest = self.root / MANIFEST
+        if not self.root.is_dir():
+            raise ConfigError(f"evidence directory {root} does not exist or is not a directory")
+        if not manifest.is_file():
+            raise ConfigError(f"{root} has no {MANIFEST}: not an evidence directory, or its acquisition "
+                              "was interrupted")
+        self._root_real = os.path.realpath(self.root)
+        data = self._read_manifest(manifest)
+        self.manifest_sha256 = hashlib.sha256(data).hexdigest()
+        lines = data.split(b"\n")
+        try:
+            header = orjson.loads(lines[0])
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"{manifest}: the header line is not JSON") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ConfigError(f"{manifest}: not a {FORMAT} manifest")
+        if header.get("version") != VERSION:
+            raise ConfigError(f"{manifest}: unsupported evidence format version {header.get('version')!r}")
+        self.header = header
+        try:
+            self.acquired_at = parse_time(header.get("acquired_at"))
+        except FormatError as exc:
+            raise ConfigError(f"{manifest}: acquired_at is not a time") from exc
+        self.trail = trail_from_json(header.get("trail"))
+        self._entries: dict[str, dict[str, _Entry]] = {}
+        for n, line in enumerate(lines[1:], start=2):
+            if not line.strip():
+                continue
+            entry = self._parse_entry(line, n)
+            self._entries.setdefault(entry.bucket, {})[entry.key] = entry
+        self._sorted = {b: sorted(e) for b, e in self._entries.items()}
+        self.problems: list[str] = []
+
+    # --- manifest
+
+    def _read_manifest(self, manifest: Path) -> bytes:
+        st = os.lstat(manifest)
+        if stat.S_ISLNK(st.st_mode):
+            raise ConfigError(f"{manifest} is a symbolic link; refused")
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise ConfigError(f"{manifest} is larger than {MAX_MANIFEST_BYTES} bytes")
+        return manifest.read_bytes()
+
+    def _parse_entry(self, line: bytes, n: int) -> _Entry:
+        if len(line) > MAX_MANIFEST_LINE:
+            raise ConfigError(f"manifest line {n} is too long")
+        try:
+            d = orjson.loads(line)
+            if not isinstance(d, dict):
+                raise ValueError("not an object")
+            bucket, key = d["bucket"], d["key"]
+            if not isinstance(bucket, str) or not isinstance(key, str):
+                raise ValueError("bucket/key not strings")
+            md = d.get("metadata") or {}
+            if not isinstance(md, dict):
+                raise ValueError("metadata not an object")
+            lm = d.get("last_modified")
+            meta = ObjectMeta(
+                ref=ObjectRef(bucket, key),
+                size=d.get("size") if isinstance(d.get("size"), int) else None,
+                etag=_opt_str(d.get("etag")), version_id=_opt_str(d.get("version_id")),
+                last_modified=parse_time(lm) if isinstance(lm, str) else None,
+                storage_class=_opt_str(d.get("storage_class")), sse=_opt_str(d.get("sse")),
+                kms_key_id=_opt_str(d.get("kms_key_id")),
+                sse_customer_algorithm=_opt_str(d.get("sse_customer_algorithm")),
+                metadata={str(k).lower(): str(v) for k, v in md.items() if isinstance(v, (str, int, float))},
+            )
+            err = d.get("error")
+            return _Entry(bucket, key, _opt_str(d.get("file")), _opt_str(d.get("sha256")), meta,
+                          err if isinstance(err, dict) else None)
+        except (orjson.JSONDecodeError, KeyError, ValueError, FormatError) as exc:
+            raise ConfigError(f"manifest line {n} is malformed: {exc}") from None
+
+    # --- Source
+
+    def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ListedObject]:
+        keys = self._sorted.get(bucket, [])
+        lo = bisect.bisect_left(keys, prefix)
+        if start_after is not None and start_after >= prefix:
+            lo = bisect.bisect_right(keys, start_after)
+        entries = self._entries[bucket] if keys else {}
+        for key in keys[lo:]:
+            if not key.startswith(prefix):
+                break
+            m = entries[key].meta
+            yield ListedObject(m.ref, m.size, m.etag, m.last_modified, m.storage_class)
+
+    def list_folders(self, bucket: str, prefix: str) -> list[str]:
+        out: list[str] = []
+        keys = self._sorted.get(bucket, [])
+        i = bisect.bisect_left(keys, prefix)
+        while i < len(keys) and keys[i].startswith(prefix):
+            rest = keys[i][len(prefix):]
+            if "/" not in rest:
+                i += 1
+                continue
+            name = rest.split("/", 1)[0]
+            out.append(name)
+            i = bisect.bisect_left(keys, prefix + name + "0")  # "/" < "0": skip the folder
+        return out
+
+    def _entry(self, ref: ObjectRef) -> _Entry:
+        e = self._entries.get(ref.bucket, {}).get(ref.key)
+        if e is None:
+            raise NotFoundError(f"{ref.uri} is not in the evidence directory")
+        return e
+
+    def head(self, ref: ObjectRef) -> ObjectMeta:
+        return self._entry(ref).meta
+
+    def open(self, ref: ObjectRef) -> ObjectStream:
+        e = self._entry(ref)
+        if e.error is not None:
+            cls = _ERRORS.get(str(e.error.get("reason")), AccessDeniedError)
+            raise cls(f"at acquisition: {e.error.get('message', '')}"[:500])
+        if e.file is None or e.sha256 is None:
+            raise EvidenceModifiedError("the manifest names no file for this object")
+        return EvidenceStream(e, self._open_inside(e.file))
+
+    def _open_inside(self, rel: str) -> int:
+        """Open `rel` below objects/ without following any symbolic link."""
+        parts = rel.split("/")
+        if (parts[0] != "objects" or rel.startswith("/") or any(p in ("", ".", "..") for p in parts)
+                or "\x00" in rel or "\\" in rel):
+            raise EvidenceModifiedError(f"the manifest names a file outside objects/: {rel[:200]!r}")
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_DIRECTORY", 0)
+        try:
+            dir_fd = os.open(self.root, flags)
+        except OSError as exc:
+            raise AccessDeniedError(f"cannot open the evidence directory: {exc.strerror}") from None
+        try:
+            for p in parts[:-1]:
+                try:
+                    nxt = os.open(p, flags, dir_fd=dir_fd)
+                except OSError as exc:
+                    raise EvidenceModifiedError(f"{rel[:200]}: {exc.strerror} (a folder was removed or is a link)") from None
+                os.close(dir_fd)
+                dir_fd = nxt
+            try:
+                fd = os.open(parts[-1], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=dir_fd)
+            except OSError as exc:
+                raise EvidenceModifiedError(f"{rel[:200]}: {exc.strerror} (removed, or a link)") from None
+        finally:
+            os.close(dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise EvidenceModifiedError(f"{rel[:200]} is not a regular file")
+        return fd
+
+    def trail_info(self, arn: TrailArn) -> TrailInfo | None:
+        return self.trail
+
+    def public_keys(self, regions: list[str], start: datetime, end: datetime) -> KeyRing:
+        ring = KeyRing()
+        info = self.header.get("public_keys") or {}
+        path = self.root / KEYS_FILE
+        try:
+            if os.path.islink(path):
+                raise OSError("is a symbolic link")
+            data = path.read_bytes()
+        except OSError as exc:
+            self.problems.append(f"{KEYS_FILE}: {exc}")
+            return ring
+        if isinstance(info, dict) and info.get("sha256") != hashlib.sha256(data).hexdigest():
+            self.problems.append(f"{KEYS_FILE} differs from the manifest; its keys are not used")
+            return ring
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            self.problems.append(f"{KEYS_FILE} is not JSON")
+            return ring
+        entries = doc.get("PublicKeyList") if isinstance(doc, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                ring.add(parse_public_key(entry, origin="evidence"))
+            except FormatError as exc:
+                fp = entry.get("Fingerprint") if isinstance(entry, dict) else None
+                if isinstance(fp, str):
+                    ring.reject(fp, f"the evidence key file's key for it was refused: {exc}")
+                self.problems.append(f"{KEYS_FILE}: {exc}")
+        return ring
+
+    def reference_time(self) -> datetime:
+        return self.acquired_at
+
+
+def _opt_str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
