@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ LIST_MARGIN = timedelta(hours=2)
 PENDING_WINDOW = timedelta(hours=2)
 MAX_DIGEST_BYTES = 64 << 20
 MAX_POINTER_ROUNDS = 10_000
+READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retries
+RETRY_BACKOFF = 0.25
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -201,6 +204,8 @@ class Validation:
         for d in checked:
             d.in_range = self._in_range(d, window_start)
         checked = self._follow_pointers(checked, window_start)
+        if self.config.start is None:  # the default window reaches back to the oldest digest the chain holds
+            window_start = self._group_window_start(checked)
         info = self.trail_info
         chain_end_ref = info.latest_digest_delivery if info else None
         regular = [d for d in checked if not d.backfill]
@@ -277,6 +282,15 @@ class Validation:
     # --- digests -----------------------------------------------------------------------------
 
     def _fetch_digest(self, lies_at: ObjectRef) -> CheckedDigest:
+        """Fetch and check a digest; a transport failure is retried within bounds, then unverifiable."""
+        for attempt in range(READ_ATTEMPTS):
+            result = self._fetch_digest_once(lies_at)
+            if result.verdict.reason != "transport_error" or attempt == READ_ATTEMPTS - 1:
+                return result
+            time.sleep(RETRY_BACKOFF * (2 ** attempt))
+        return result
+
+    def _fetch_digest_once(self, lies_at: ObjectRef) -> CheckedDigest:
         original = self.locations.to_original(lies_at)
         name = parse_key(original.key)
         backfill = bool(name and name.backfill)
@@ -313,7 +327,7 @@ class Validation:
                     absent.add(ref)
                     continue
                 d.original = ref
-                d.in_range = self._in_range(d, window_start)
+                d.in_range = self.config.start is None or self._in_range(d, window_start)
                 by_loc[ref] = d
         return list(by_loc.values())
 
@@ -378,6 +392,15 @@ class Validation:
                          region=name.region if name else None, account_id=name.account_id if name else None)
 
     def _hash_log(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None) -> Verdict:
+        """Hash a log; a transport failure mid-stream restarts the read and the hash, within bounds."""
+        for attempt in range(READ_ATTEMPTS):
+            verdict = self._hash_log_once(lies_at, lf, name)
+            if verdict.reason != "transport_error" or attempt == READ_ATTEMPTS - 1:
+                return verdict
+            time.sleep(RETRY_BACKOFF * (2 ** attempt))
+        return verdict
+
+    def _hash_log_once(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None) -> Verdict:
         try:
             stream = self.source.open(lies_at)
         except (SourceError, IntegrityError) as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from dataclasses import replace
+from dataclasses import replace  # noqa: F401 (re-exported for tests)
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
