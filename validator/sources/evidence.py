@@ -390,16 +390,21 @@ class EvidenceSource(Source):
         except OSError as exc:
             self.problems.append(f"{KEYS_FILE}: {exc}")
             return ring
-        if isinstance(info, dict) and info.get("sha256") != hashlib.sha256(data).hexdigest():
-            self.problems.append(f"{KEYS_FILE} differs from the manifest; its keys are not used")
-            return ring
+        modified = not isinstance(info, dict) or info.get("sha256") != hashlib.sha256(data).hexdigest()
         try:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError:
             self.problems.append(f"{KEYS_FILE} is not JSON")
             return ring
+        if modified:
+            self.problems.append(f"{KEYS_FILE} differs from the manifest; none of its keys is used")
         entries = doc.get("PublicKeyList") if isinstance(doc, dict) else None
         for entry in entries if isinstance(entries, list) else []:
+            if modified:
+                fp = entry.get("Fingerprint") if isinstance(entry, dict) else None
+                if isinstance(fp, str):
+                    ring.reject(fp, f"{KEYS_FILE} in the evidence directory differs from its manifest")
+                continue
             try:
                 ring.add(parse_public_key(entry, origin="evidence"))
             except FormatError as exc:
