@@ -51,6 +51,8 @@ class ObjectMeta:
 
 # --- times -------------------------------------------------------------------
 
+MIN_YEAR, MAX_YEAR = 1970, 2200  # absurd times are refused before any arithmetic can overflow
+
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$"
 )
@@ -68,11 +70,14 @@ def parse_time(text: str) -> datetime:
         raise FormatError(f"not an ISO 8601 time: {text!r:.60}")
     try:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00") if t.endswith("Z") else t)
-    except ValueError as exc:
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        dt = dt.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise FormatError(f"not a valid time: {text!r:.60}") from exc
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        raise FormatError(f"time out of range ({MIN_YEAR}-{MAX_YEAR}): {text!r:.60}")
+    return dt
 
 
 def format_time(dt: datetime | None) -> str | None:
@@ -291,6 +296,8 @@ def parse_digest(raw: bytes) -> Digest:
     end_text = _str_field(obj, "digestEndTime", limit=40)
     start = parse_time(_str_field(obj, "digestStartTime", limit=40))
     end = parse_time(end_text)
+    if start > end:
+        raise FormatError("digestStartTime is after digestEndTime")
     account = _str_field(obj, "awsAccountId", limit=12)
     if not re.fullmatch(ACCOUNT, account):
         raise FormatError("awsAccountId is not a 12-digit account id")

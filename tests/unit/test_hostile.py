@@ -1,0 +1,167 @@
+"""Hostile content: every byte from storage is an attacker's. Each case gets a precise reason; the run goes on."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.helpers import run_memory
+from validator.errors import AccessDeniedError
+from validator.model import ObjectRef
+from validator.sources.evidence import EvidenceWriter, object_path
+from validator.synth import generate
+from validator.synth import tamper as T
+from validator.synth.hostile import gzip_bomb, huge_json_digest, nested_json
+from validator.synth.memory import MemorySource
+
+R1 = "us-east-1"
+CTV = str(Path(sys.executable).with_name("ctvalidate"))
+
+
+@pytest.fixture(scope="module")
+def bomb_evidence(tmp_path_factory):
+    """An evidence directory whose first us-east-1 log is a 2 GiB gzip bomb (2 MB on disk)."""
+    trail = generate(regions=(R1,), hours=3)
+    victim = T.log_at(trail, R1, 0)
+    T._rewrite(trail.objects[victim.ref], gzip_bomb(2 << 30))
+    path = tmp_path_factory.mktemp("bomb") / "ev"
+    trail.write_evidence(str(path))
+    return trail, path, victim.ref
+
+
+def test_two_gigabyte_gzip_bomb_is_hash_mismatch_in_bounded_memory(bomb_evidence):
+    trail, path, victim = bomb_evidence
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    p = subprocess.run([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json"],
+                       capture_output=True, text=True, timeout=300)
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    lines = [json.loads(x) for x in p.stdout.splitlines()]
+    rec = next(x for x in lines if x.get("key") == victim.key)
+    assert (rec["status"], rec["reason"]) == ("invalid", "hash_mismatch")
+    assert p.returncode == 1
+    assert peak_mib < 200, f"peak RSS {peak_mib:.0f} MiB (children before: {before / 1024:.0f} MiB)"
+
+
+def test_ctrl_c_prints_the_partial_summary_and_exits_130(bomb_evidence):
+    trail, path, _ = bomb_evidence
+    p = subprocess.Popen([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json",
+                          "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the bomb takes seconds to hash
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["kind"] == "summary" and summary["interrupted"] is True and summary["exit_code"] == 130
+    assert "Traceback" not in err
+
+
+def _replace_digest_body(trail, n, body):
+    victim = T.digest_at(trail, R1, n)
+    T._rewrite(trail.objects[victim.ref], body)
+    return victim.ref
+
+
+@pytest.mark.parametrize("body,needle", [
+    (huge_json_digest(65 << 20), "more than"),
+    (nested_json(200_000), "not JSON"),
+    (gzip.compress(b'{"awsAccountId": "\xff\xfe not utf-8"}'), "not JSON"),
+    (gzip.compress(b"\x00" * 100), "not JSON"),
+])
+def test_malformed_digest_bodies_are_invalid_format(body, needle):
+    trail = generate(regions=(R1,), hours=4)
+    ref = _replace_digest_body(trail, 1, body)
+    run = run_memory(trail)
+    rec = next(r for r in run.digests if r.key == ref.key)
+    assert (rec.verdict.status, rec.verdict.reason) == ("invalid", "invalid_format")
+    assert needle in rec.verdict.message
+    assert len(run.digests) == 4 and run.exit_code == 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("digestEndTime", "9999-12-31T23:59:59Z"),
+    ("digestStartTime", "0001-01-01T00:00:00+05:00"),
+    ("digestStartTime", "2030-01-01T00:00:00Z"),  # after its end
+    ("logFiles", [{"s3Bucket": 1, "s3Object": None, "hashValue": []}]),
+    ("previousDigestS3Bucket", {"nested": True}),
+    ("digestPublicKeyFingerprint", 12345),
+])
+def test_wrong_types_and_absurd_times_are_invalid_format(field, value):
+    trail = generate(regions=(R1,), hours=4)
+    victim = T.digest_at(trail, R1, 2)
+    doc = trail.digest_doc(victim.ref)
+    doc[field] = value
+    T._rewrite(trail.objects[victim.ref], gzip.compress(orjson.dumps(doc)))
+    run = run_memory(trail)
+    rec = next(r for r in run.digests if r.key == victim.ref.key)
+    assert (rec.verdict.status, rec.verdict.reason) == ("invalid", "invalid_format")
+
+
+class _DenyingSource(MemorySource):
+    def __init__(self, trail, denied_bucket):
+        super().__init__(trail)
+        self.denied = denied_bucket
+
+    def open(self, ref):
+        if ref.bucket == self.denied:
+            raise AccessDeniedError(f"Access Denied to s3://{ref.bucket}")
+        return super().open(ref)
+
+    def head(self, ref):
+        if ref.bucket == self.denied:
+            raise AccessDeniedError("Access Denied")
+        return super().head(ref)
+
+
+def test_previous_digest_in_a_bucket_the_caller_cannot_read_is_unverifiable():
+    from validator.model import TrailArn
+    from validator.pipeline import Validation
+    from validator.policy import RunConfig
+    trail = generate(regions=(R1,), hours=3)
+    d0, d1, _ = trail.digests()
+    T.resign(trail, d0.ref, lambda doc: doc.update(digestS3Bucket="forbidden-bucket"))
+    T.resign(trail, d1.ref, lambda doc: doc.update(previousDigestS3Bucket="forbidden-bucket"))
+    obj = trail.objects.pop(d0.ref)
+    new = ObjectRef("forbidden-bucket", d0.ref.key)
+    trail.objects[new] = T.StoredObject(T.replace(obj.meta, ref=new), obj.body)
+    v = Validation(_DenyingSource(trail, "forbidden-bucket"), RunConfig(trail=TrailArn.parse(trail.arn)), None, None,
+                   now=trail.acquired_at)
+    records = list(v.records())
+    rec = next(r for r in records if r.kind == "digest" and r.bucket == "forbidden-bucket")
+    assert (rec.verdict.status, rec.verdict.reason) == ("unverifiable", "access_denied")
+    assert v.summary.exit_code == 3
+
+
+def test_unsafe_keys_get_hashed_file_names_inside_objects(tmp_path):
+    for key in ["AWSLogs/../../etc/passwd", "/abs/key", "a//b", "a\\b", "."]:
+        rel = object_path("bucket", key)
+        assert rel.startswith("objects/_/") and ".." not in rel
+    assert object_path("b", "AWSLogs/1/x.json.gz") == "objects/b/AWSLogs/1/x.json.gz"
+    w = EvidenceWriter(tmp_path / "ev")
+    from validator.model import ObjectMeta
+    w.add(ObjectMeta(ref=ObjectRef("bucket", "../../escape")), [b"data"])
+    assert not (tmp_path / "escape").exists()
+    assert list((tmp_path / "ev" / "objects" / "_").iterdir())
+
+
+def test_symlinked_folder_inside_evidence_is_not_followed(tmp_path):
+    trail = generate(regions=(R1,), hours=2)
+    path = tmp_path / "ev"
+    trail.write_evidence(str(path))
+    day = path / "objects" / trail.spec.bucket / "AWSLogs" / trail.spec.trail_account / "CloudTrail" / R1
+    moved = tmp_path / "elsewhere"
+    day.rename(moved)
+    day.symlink_to(moved, target_is_directory=True)
+    p = subprocess.run([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json"],
+                       capture_output=True, text=True, timeout=120)
+    logs = [json.loads(x) for x in p.stdout.splitlines() if '"kind":"log"' in x]
+    assert logs and {(x["status"], x["reason"]) for x in logs} == {("invalid", "evidence_modified")}
+    assert p.returncode == 1
