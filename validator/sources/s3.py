@@ -60,6 +60,9 @@ _THROTTLING = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExc
                "RequestTimeout", "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError",
                "RequestThrottled", "ProvisionedThroughputExceededException"}
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
+_BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+                    "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthFailure", "InvalidSignatureException",
+                    "IncompleteSignature", "InvalidToken"}
 _KMS_ARN = re.compile(r"arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[A-Za-z0-9\-]+")
 _KMS_WORDS = re.compile(r"\bkms\b|kms:|customer master key|ciphertext|KMS key", re.IGNORECASE)
 _SSE_C_WORDS = re.compile(r"server side encryption|customer|SSE-C|encryption key", re.IGNORECASE)
@@ -122,10 +125,10 @@ class S3Stream(ObjectStream):
         except (NoCredentialsError, PartialCredentialsError):
             raise ConfigError(_NO_CREDENTIALS) from None
         except _STREAM_ERRORS as exc:
-            raise TransportError(f"{self._ref.uri}: the body broke off after {n} bytes ({_describe(exc)})") from None
+            raise TransportError(f"the body broke off after {n} bytes ({_describe(exc)})") from None
         expected = self.meta.size
         if expected is not None and n != expected:
-            raise TransportError(f"{self._ref.uri}: got {n} bytes of {expected}")
+            raise TransportError(f"got {n} bytes of {expected}")
 
     def close(self) -> None:
         try:
@@ -283,6 +286,8 @@ class S3Source(Source):
             raise ConfigError(_NO_CREDENTIALS) from None
         except ClientError as exc:
             code, msg, status = _error_parts(exc)
+            if code in _BAD_CREDENTIALS:
+                raise ConfigError(f"AWS refused the credentials: {_describe(exc)}") from None
             if code == "NoSuchBucket":
                 raise ListingError(f"cannot list {where}: bucket {bucket} does not exist") from None
             if status == 403 or code in ("AccessDenied", "AllAccessDisabled"):
@@ -302,7 +307,7 @@ class S3Source(Source):
         except ClientError as exc:
             raise self._object_error(ref, exc, head=False) from None
         except BotoCoreError as exc:
-            raise TransportError(f"{ref.uri}: {_describe(exc)}") from None
+            raise TransportError(_describe(exc)) from None
         return S3Stream(ref, meta_from_response(ref, resp), resp["Body"])
 
     def head(self, ref: ObjectRef) -> ObjectMeta:
@@ -317,7 +322,7 @@ class S3Source(Source):
                 return ObjectMeta(ref=ref, sse_customer_algorithm="AES256")
             raise self._object_error(ref, exc, head=True) from None
         except BotoCoreError as exc:
-            raise TransportError(f"{ref.uri}: {_describe(exc)}") from None
+            raise TransportError(_describe(exc)) from None
         return meta_from_response(ref, resp)
 
     def _is_sse_c(self, ref: ObjectRef) -> bool:
@@ -339,22 +344,21 @@ class S3Source(Source):
     def _object_error(self, ref: ObjectRef, exc: ClientError, head: bool) -> SourceError:
         """Map a GetObject/HeadObject refusal to the package's errors (the reason codes of the contract)."""
         code, msg, status = _error_parts(exc)
-        what = f"{ref.uri}: {code or status}" + (f": {msg}" if msg else "")
+        what = f"{code or status}" + (f": {msg}" if msg else "")  # records name the object already
         if code == "NoSuchBucket":
-            return NotFoundError(f"{ref.uri}: bucket {ref.bucket} does not exist")
+            return NotFoundError(f"bucket {ref.bucket} does not exist")
         if code in _NOT_FOUND or (status == 404 and code not in _THROTTLING):
-            return NotFoundError(f"{ref.uri} not found")
+            return NotFoundError("not found")
         if code == "InvalidObjectState":
-            return ArchivedError(f"{ref.uri} is in an archive storage class and must be restored first ({msg})")
+            return ArchivedError(f"in an archive storage class; restore it first ({msg or code})")
         if code.startswith("KMS.") or (status in (400, 403) and _KMS_WORDS.search(msg) and not head):
             key_arn = self._kms_key_of(ref, msg)
             return KmsAccessDeniedError(what, key_arn=key_arn)
         if status == 403 or code in ("AccessDenied", "AllAccessDisabled", "403"):
             return AccessDeniedError(what)
-        if status == 400 and code in ("InvalidRequest", "400", "BadRequest") and (head or _SSE_C_WORDS.search(msg)):
-            if not head:
-                with self._lock:
-                    self._sse_c.add(ref)
+        if status == 400 and not head and code in ("InvalidRequest", "BadRequest") and _SSE_C_WORDS.search(msg):
+            with self._lock:
+                self._sse_c.add(ref)
             return AccessDeniedError(f"{what} (stored with a customer-provided key, SSE-C)")
         if code in _THROTTLING or status >= 500 or status == 429:
             return TransportError(what)
@@ -380,6 +384,8 @@ class S3Source(Source):
         except (NoCredentialsError, PartialCredentialsError):
             raise ConfigError(_NO_CREDENTIALS) from None
         except (ClientError, BotoCoreError) as exc:
+            if isinstance(exc, ClientError) and _error_parts(exc)[0] in _BAD_CREDENTIALS:
+                raise ConfigError(f"AWS refused the credentials: {_describe(exc)}") from None
             self.problems.append(f"DescribeTrails for {arn} failed ({_describe(exc)}): the trail's configuration "
                                  "is unknown, so encryption provenance is not checked")
             return None
