@@ -1,0 +1,366 @@
+"""A test-only HTTP proxy in front of moto's server: what moto lacks, added at the HTTP boundary.
+
+The validator under test talks plain AWS HTTP to this proxy (`--endpoint-url`);
+nothing in the validator or botocore is patched. The proxy forwards every
+request to moto unchanged, except:
+
+- CloudTrail ListPublicKeys (moto has none): answered from `state.public_keys`,
+  strictly per region (the region of the request's SigV4 credential scope),
+  filtered by validity overlap with StartTime/EndTime, in pages of
+  `state.key_page_size` with NextToken;
+- CloudTrail GetTrailStatus: moto's answer with `LatestDigestDeliveryTime`,
+  `LatestDeliveryTime` and `IsLogging` of the registered synthetic trail;
+- S3 GetObject of an SSE-KMS object whose key is in `state.denied_kms_keys`:
+  403 AccessDenied naming kms:Decrypt, as S3 answers a caller without it
+  (HEAD still answers: it needs no decryption);
+- SSE-C: a PUT with a customer key is remembered; GET/HEAD without the key are
+  refused with 400 as S3 refuses them (moto ignores SSE-C altogether);
+- `state.denied_list_buckets`, `state.denied_objects`: 403 AccessDenied;
+- `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
+  unknown credentials;
+- `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
+- ListObjectsV2 pages are capped at `state.list_page_size` keys, so that every
+  listing exercises continuation tokens.
+Every request is logged in `state.calls` as (service, operation, region, detail).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from validator.model import parse_time
+
+_CRED = re.compile(r"Credential=([^/]+)/\d{8}/([a-z0-9\-]+)/([a-z0-9\-]+)/aws4_request")
+_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+        "transfer-encoding", "upgrade", "content-length", "host"}
+_SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
+                  "x-amz-server-side-encryption-customer-key-md5")
+KMS_DENIED_MESSAGE = ("User: arn:aws:iam::{account}:user/auditor is not authorized to perform: kms:Decrypt on the "
+                      "resource associated with this ciphertext because the resource does not exist in this "
+                      "account, no resource-based policy allows access, or a resource-based policy explicitly "
+                      "denies access")
+SSE_C_MESSAGE = ("The object was stored using a form of Server Side Encryption. The correct parameters must be "
+                 "provided to retrieve the object.")
+
+
+@dataclass
+class Fault:
+    """Misbehave on requests matching (method, key substring): `kind` in throttle|error500|truncate|delay|reset."""
+
+    kind: str
+    key_contains: str
+    method: str = "GET"
+    times: int = 1  # how many matching requests; -1 for all
+    delay: float = 0.0
+
+
+@dataclass
+class ProxyState:
+    public_keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # region -> CLI-shape entries
+    key_page_size: int = 1
+    trail_status: dict[str, dict[str, Any]] = field(default_factory=dict)  # trail name or ARN -> fields
+    denied_kms_keys: set[str] = field(default_factory=set)  # key ARNs or ids
+    denied_list_buckets: set[str] = field(default_factory=set)
+    denied_objects: set[tuple[str, str]] = field(default_factory=set)
+    sse_c: dict[tuple[str, str], str] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    list_page_size: int | None = 5
+    rejected_access_keys: set[str] = field(default_factory=set)
+    account: str = "111122223333"
+    calls: list[tuple[str, str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            fresh = ProxyState(account=self.account)
+            for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "calls"):
+                setattr(self, name, getattr(fresh, name))
+
+    def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
+        with self.lock:
+            return [c for c in self.calls if c[1] == operation]
+
+    def take_fault(self, method: str, key: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if f.method == method and f.key_contains in key and f.times != 0:
+                    if f.times > 0:
+                        f.times -= 1
+                    return f
+        return None
+
+
+def _key_id(k: str | None) -> str | None:
+    return k.rsplit("key/", 1)[-1] if k and ":key/" in k else k
+
+
+def _xml_error(code: str, message: str, **extra: str) -> bytes:
+    parts = "".join(f"<{k}>{v}</{k}>" for k, v in extra.items())
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+            f"{parts}<RequestId>proxy</RequestId></Error>").encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms delayed-ACK stalls
+    server: "_Server"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    do_PUT = do_POST = do_HEAD = do_DELETE = do_GET
+
+    # --- plumbing
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _send(self, status: int, body: bytes = b"", headers: list[tuple[str, str]] | None = None,
+              content_length: int | None = None, cut_at: int | None = None) -> None:
+        self.send_response(status)
+        for k, v in headers or []:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(content_length if content_length is not None else len(body)))
+        if cut_at is not None:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body if cut_at is None else body[:cut_at])
+        if cut_at is not None:
+            self.wfile.flush()
+            self.close_connection = True
+
+    def _forward(self, body: bytes, headers: dict[str, str] | None = None,
+                 path: str | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+        host, port = self.server.upstream
+        hdrs = {k: v for k, v in (headers if headers is not None else dict(self.headers.items())).items()
+                if k.lower() not in _HOP}
+        hdrs["Host"] = f"{host}:{port}"
+        if body or self.command in ("PUT", "POST"):
+            hdrs["Content-Length"] = str(len(body))
+        conn = http.client.HTTPConnection(host, port, timeout=60)
+        try:
+            conn.request(self.command, path or self.path, body=body or None, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+            out = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
+            if self.command == "HEAD":
+                cl = resp.getheader("Content-Length")
+                if cl is not None:
+                    out.append(("X-Proxy-Head-Length", cl))
+            return resp.status, out, data
+        finally:
+            conn.close()
+
+    def _relay(self, status: int, headers: list[tuple[str, str]], data: bytes,
+               cut_at: int | None = None) -> None:
+        length = None
+        if self.command == "HEAD":
+            length = int(next((v for k, v in headers if k == "X-Proxy-Head-Length"), "0"))
+            headers = [(k, v) for k, v in headers if k != "X-Proxy-Head-Length"]
+        self._send(status, data, headers, content_length=length, cut_at=cut_at)
+
+    def _json(self, status: int, doc: dict[str, Any]) -> None:
+        self._send(status, json.dumps(doc).encode(), [("Content-Type", "application/x-amz-json-1.1"),
+                                                      ("x-amzn-RequestId", "proxy")])
+
+    # --- dispatch
+
+    def _handle(self) -> None:
+        state: ProxyState = self.server.state
+        body = self._read_body()
+        m = _CRED.search(self.headers.get("Authorization", ""))
+        access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("", "", "")
+        target = self.headers.get("X-Amz-Target", "")
+        op = target.rsplit(".", 1)[-1] if target else self.command
+        if access_key in state.rejected_access_keys:
+            if service == "s3":
+                return self._send(403, _xml_error("InvalidAccessKeyId", "The AWS Access Key Id you provided does "
+                                                  "not exist in our records."), [("Content-Type", "application/xml")])
+            return self._json(400, {"__type": "UnrecognizedClientException",
+                                    "message": "The security token included in the request is invalid."})
+        if service == "s3":
+            return self._s3(state, region, body)
+        with state.lock:
+            state.calls.append((service, op, region, ""))
+        if service == "cloudtrail" and op == "ListPublicKeys":
+            return self._list_public_keys(state, region, body)
+        if service == "cloudtrail" and op == "GetTrailStatus":
+            return self._get_trail_status(state, body)
+        self._relay(*self._forward(body))
+
+    # --- CloudTrail
+
+    def _list_public_keys(self, state: ProxyState, region: str, body: bytes) -> None:
+        req = json.loads(body or b"{}")
+        start = float(req.get("StartTime", time.time()))
+        end = float(req.get("EndTime", time.time()))
+        with state.lock:
+            entries = list(state.public_keys.get(region, []))
+            page = max(1, state.key_page_size)
+        keys = []
+        for e in entries:
+            vf = parse_time(e["ValidityStartTime"]).timestamp()
+            vt = parse_time(e["ValidityEndTime"]).timestamp()
+            if vf <= end and vt >= start:  # validity overlaps the asked range
+                keys.append({"Value": e["Value"], "ValidityStartTime": vf, "ValidityEndTime": vt,
+                             "Fingerprint": e["Fingerprint"]})
+        offset = int(req.get("NextToken") or 0)
+        doc: dict[str, Any] = {"PublicKeyList": keys[offset:offset + page]}
+        if offset + page < len(keys):
+            doc["NextToken"] = str(offset + page)
+        self._json(200, doc)
+
+    def _get_trail_status(self, state: ProxyState, body: bytes) -> None:
+        name = json.loads(body or b"{}").get("Name", "")
+        with state.lock:
+            overlay = state.trail_status.get(name) or state.trail_status.get(name.rsplit("/", 1)[-1])
+        status, headers, data = self._forward(body)
+        if overlay is None:
+            return self._relay(status, headers, data)
+        doc = json.loads(data) if status == 200 else {}
+        doc.update({k: v for k, v in overlay.items() if v is not None})
+        self._json(200, doc)
+
+    # --- S3
+
+    def _s3(self, state: ProxyState, region: str, body: bytes) -> None:
+        parts = urlsplit(self.path)
+        segs = parts.path.lstrip("/").split("/", 1)
+        bucket = unquote(segs[0])
+        key = unquote(segs[1]) if len(segs) > 1 else ""
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if key:
+            op = {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(
+                self.command, self.command)
+            if op == "PutObject" and "x-amz-copy-source" in self.headers:
+                op = "CopyObject"
+        elif self.command == "GET" and "list-type" in query:
+            op = "ListObjectsV2"
+        elif self.command == "GET" and "location" in query:
+            op = "GetBucketLocation"
+        else:
+            op = f"{self.command} bucket"
+        with state.lock:
+            state.calls.append(("s3", op, region, f"{bucket}/{key}"))
+
+        if op == "ListObjectsV2":
+            if bucket in state.denied_list_buckets:
+                return self._send(403, _xml_error("AccessDenied", "Access Denied"),
+                                  [("Content-Type", "application/xml")])
+            path = self.path
+            if state.list_page_size:
+                query["max-keys"] = str(min(int(query.get("max-keys", 1000)), state.list_page_size))
+                path = parts.path + "?" + urlencode(query)
+            return self._relay(*self._forward(body, path=path))
+
+        if not key:
+            return self._relay(*self._forward(body))
+
+        fault = state.take_fault(self.command, key)
+        if fault is not None:
+            if fault.kind == "delay":
+                time.sleep(fault.delay)
+            elif fault.kind == "throttle":
+                return self._send(503, _xml_error("SlowDown", "Please reduce your request rate."),
+                                  [("Content-Type", "application/xml")])
+            elif fault.kind == "error500":
+                return self._send(500, _xml_error("InternalError", "We encountered an internal error."),
+                                  [("Content-Type", "application/xml")])
+            elif fault.kind == "reset":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+
+        ref = (bucket, key)
+        if op in ("PutObject", "CopyObject"):
+            alg = self.headers.get("x-amz-server-side-encryption-customer-algorithm")
+            with state.lock:
+                if alg:
+                    state.sse_c[ref] = alg
+                else:
+                    state.sse_c.pop(ref, None)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _SSE_C_HEADERS}
+            return self._relay(*self._forward(body, headers=headers))
+        if op == "DeleteObject":
+            with state.lock:
+                state.sse_c.pop(ref, None)
+            return self._relay(*self._forward(body))
+
+        if ref in state.denied_objects:
+            return self._send(403, _xml_error("AccessDenied", "Access Denied"), [("Content-Type", "application/xml")])
+        sse_c = state.sse_c.get(ref)
+        if sse_c is not None and not self.headers.get("x-amz-server-side-encryption-customer-key"):
+            if self.command == "HEAD":
+                return self._send(400)
+            return self._send(400, _xml_error("InvalidRequest", SSE_C_MESSAGE), [("Content-Type", "application/xml")])
+
+        status, headers, data = self._forward(body)
+        if sse_c is not None:
+            headers.append(("x-amz-server-side-encryption-customer-algorithm", sse_c))
+        if op == "GetObject" and status in (200, 206):
+            kms = dict((k.lower(), v) for k, v in headers).get("x-amz-server-side-encryption-aws-kms-key-id")
+            with state.lock:
+                denied = {_key_id(k) for k in state.denied_kms_keys}
+            if kms and _key_id(kms) in denied:
+                return self._send(403, _xml_error("AccessDenied", KMS_DENIED_MESSAGE.format(account=state.account)),
+                                  [("Content-Type", "application/xml")])
+        if fault is not None and fault.kind == "truncate" and op == "GetObject":
+            return self._relay(status, headers, data, cut_at=max(1, len(data) // 2))
+        self._relay(status, headers, data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], upstream: tuple[str, int], state: ProxyState):
+        super().__init__(addr, _Handler)
+        self.upstream = upstream
+        self.state = state
+
+
+class AwsProxy:
+    """Run the proxy on a free loopback port, forwarding to `upstream` (moto)."""
+
+    def __init__(self, upstream_url: str, state: ProxyState | None = None):
+        u = urlsplit(upstream_url)
+        self.state = state or ProxyState()
+        self._server = _Server(("127.0.0.1", 0), (u.hostname or "127.0.0.1", u.port or 80), self.state)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="aws-proxy", daemon=True)
+
+    def start(self) -> "AwsProxy":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
