@@ -44,10 +44,15 @@ _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
         "transfer-encoding", "upgrade", "content-length", "host"}
 _SSE_C_HEADERS = ("x-amz-server-side-encryption-customer-algorithm", "x-amz-server-side-encryption-customer-key",
                   "x-amz-server-side-encryption-customer-key-md5")
-KMS_DENIED_MESSAGE = ("User: arn:aws:iam::{account}:user/auditor is not authorized to perform: kms:Decrypt on the "
-                      "resource associated with this ciphertext because the resource does not exist in this "
-                      "account, no resource-based policy allows access, or a resource-based policy explicitly "
-                      "denies access")
+#: how S3 words a refused kms:Decrypt: the current IAM message (no key ARN), the older KMS one, or nothing
+KMS_MESSAGES = {
+    "iam": "User: arn:aws:iam::{account}:user/auditor is not authorized to perform: kms:Decrypt on the "
+           "resource associated with this ciphertext because the resource does not exist in this account, "
+           "no resource-based policy allows access, or a resource-based policy explicitly denies access",
+    "ciphertext": "The ciphertext refers to a customer master key that does not exist, does not exist in this "
+                  "region, or you are not allowed to access.",
+    "plain": "Access Denied",
+}
 SSE_C_MESSAGE = ("The object was stored using a form of Server Side Encryption. The correct parameters must be "
                  "provided to retrieve the object.")
 
@@ -75,6 +80,7 @@ class ProxyState:
     faults: list[Fault] = field(default_factory=list)
     list_page_size: int | None = 5
     rejected_access_keys: set[str] = field(default_factory=set)
+    kms_message: str = "iam"  # a key of KMS_MESSAGES
     account: str = "111122223333"
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,7 +89,7 @@ class ProxyState:
         with self.lock:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
-                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "calls"):
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "calls"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -330,7 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 denied = {_key_id(k) for k in state.denied_kms_keys}
             if kms and _key_id(kms) in denied:
-                return self._send(403, _xml_error("AccessDenied", KMS_DENIED_MESSAGE.format(account=state.account)),
+                message = KMS_MESSAGES[state.kms_message].format(account=state.account)
+                return self._send(403, _xml_error("AccessDenied", message),
                                   [("Content-Type", "application/xml")])
         if fault is not None and fault.kind == "truncate" and op == "GetObject":
             return self._relay(status, headers, data, cut_at=max(1, len(data) // 2))

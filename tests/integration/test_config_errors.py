@@ -95,3 +95,12 @@ def test_endpoint_from_the_environment(world, monkeypatch, variables):
     run = run_cli(["validate", "--trail-arn", trail.arn, "--output", "json"])
     assert run.exit_code == 0, run.stderr
     assert run.summary["digests"] == {"valid": len(trail.digests())}
+
+
+def test_trail_found_by_name_when_the_endpoint_serves_another_account(world):
+    """An emulator serving one account answers DescribeTrails with its own account in the ARN."""
+    trail = world.deploy(accounts=("123456789012",))
+    assert trail.arn.split(":")[4] == "123456789012"
+    run = world.validate(trail)
+    assert run.exit_code == 0, run.stderr
+    assert "DescribeTrails names the trail arn:aws:cloudtrail:us-east-1:111122223333:trail/" in run.stderr

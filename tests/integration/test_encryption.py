@@ -111,10 +111,13 @@ def test_object_overwritten_with_sse_c_is_foreign_encryption(world, kind):
                                        ("log", "unverifiable", "not_covered")}
 
 
-def test_trail_key_the_caller_may_not_use_is_kms_access_denied(world):
+@pytest.mark.parametrize("wording", ["iam", "ciphertext", "plain"])
+def test_trail_key_the_caller_may_not_use_is_kms_access_denied(world, wording):
+    """However S3 words the refusal (even a bare 'Access Denied' while HEAD answers), the key is named."""
     trail = world.deploy(kms_key_arn="create")
     key = trail.spec.kms_key_arn
     world.state.denied_kms_keys.add(key)
+    world.state.kms_message = wording
 
     run = world.validate(trail)
     assert run.exit_code == 3, run.stdout

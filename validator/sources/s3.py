@@ -355,6 +355,13 @@ class S3Source(Source):
             key_arn = self._kms_key_of(ref, msg)
             return KmsAccessDeniedError(what, key_arn=key_arn)
         if status == 403 or code in ("AccessDenied", "AllAccessDisabled", "403"):
+            if not head and code == "AccessDenied":
+                # HEAD needs the same s3:GetObject permission as GET, but no kms:Decrypt: when HEAD answers
+                # for an SSE-KMS object that GET refuses, what is missing is kms:Decrypt on its key
+                key_arn = self._kms_key_if_head_answers(ref)
+                if key_arn is not None:
+                    return KmsAccessDeniedError(f"{what} (HEAD answers, so kms:Decrypt on {key_arn} is what is "
+                                                "missing)", key_arn=key_arn)
             return AccessDeniedError(what)
         if status == 400 and not head and code in ("InvalidRequest", "BadRequest") and _SSE_C_WORDS.search(msg):
             with self._lock:
@@ -363,6 +370,15 @@ class S3Source(Source):
         if code in _THROTTLING or status >= 500 or status == 429:
             return TransportError(what)
         return AccessDeniedError(what)
+
+    def _kms_key_if_head_answers(self, ref: ObjectRef) -> str | None:
+        try:
+            resp = self._s3(ref.bucket).head_object(Bucket=ref.bucket, Key=ref.key)
+        except (ClientError, BotoCoreError):
+            return None
+        if resp.get("ServerSideEncryption") in ("aws:kms", "aws:kms:dsse") and resp.get("SSEKMSKeyId"):
+            return resp["SSEKMSKeyId"]
+        return None
 
     def _kms_key_of(self, ref: ObjectRef, message: str) -> str | None:
         """The KMS key of an object S3 could not decrypt: from the message, else from a HEAD (no kms:Decrypt needed)."""
@@ -389,13 +405,15 @@ class S3Source(Source):
             self.problems.append(f"DescribeTrails for {arn} failed ({_describe(exc)}): the trail's configuration "
                                  "is unknown, so encryption provenance is not checked")
             return None
-        trail = _match_trail(trails, arn)
+        trail, note = _match_trail(trails, arn)
+        if note:
+            self.problems.append(note)
         if trail is None:
             self.problems.append(f"DescribeTrails does not know {arn}: the trail's configuration is unknown")
             return None
         status: dict[str, Any] = {}
         try:
-            status = ct.get_trail_status(Name=str(arn))
+            status = ct.get_trail_status(Name=trail.get("TrailARN") or str(arn))
         except (ClientError, BotoCoreError) as exc:
             self.problems.append(f"GetTrailStatus for {arn} failed ({_describe(exc)}): a cut chain tail "
                                  "cannot be detected")
@@ -503,15 +521,21 @@ def add_entries(ring: KeyRing, entries: list[dict[str, Any]], origin: str) -> No
                 ring.reject(fp, f"the key {origin} returned for it was refused: {exc}")
 
 
-def _match_trail(trails: list[dict[str, Any]], arn: TrailArn) -> dict[str, Any] | None:
-    """The DescribeTrails entry for `arn` (some endpoints ignore trailNameList and return every trail)."""
+def _match_trail(trails: list[dict[str, Any]], arn: TrailArn) -> tuple[dict[str, Any] | None, str | None]:
+    """The DescribeTrails entry for `arn`, and a note when it matched by name only.
+
+    AWS answers only the trail asked for; some emulators ignore trailNameList and return every trail
+    of the account they serve (with their own account id in the ARNs): then the one trail of that
+    name and home region is taken, and the note says so.
+    """
     for t in trails:
         if t.get("TrailARN") == str(arn):
-            return t
-    for t in trails:
-        if t.get("Name") == arn.name and t.get("HomeRegion") in (None, arn.home_region) and not t.get("TrailARN"):
-            return t
-    return None
+            return t, None
+    same = [t for t in trails if t.get("Name") == arn.name and t.get("HomeRegion") in (None, arn.home_region)]
+    if len(same) == 1:
+        return same[0], (f"DescribeTrails names the trail {same[0].get('TrailARN') or arn.name}, not {arn}; "
+                         "its configuration is used")
+    return None, None
 
 
 def _env_int(name: str, default: int) -> int:
