@@ -71,7 +71,7 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
             reporter.record(record)
     except KeyboardInterrupt:
         validation.interrupt()
-    except ConfigError as exc:
+    except (ConfigError, SourceError) as exc:  # e.g. a folder that cannot be listed: one line, not a traceback
         err.write(f"ctvalidate: error: {exc}\n")
         return 2
     reporter.finish(validation.summary)
