@@ -15,7 +15,7 @@ request to moto unchanged, except:
   (HEAD still answers: it needs no decryption);
 - SSE-C: a PUT with a customer key is remembered; GET/HEAD without the key are
   refused with 400 as S3 refuses them (moto ignores SSE-C altogether);
-- `state.denied_list_buckets`, `state.denied_objects`: 403 AccessDenied;
+- `state.denied_list_buckets`, `state.denied_list_prefixes`, `state.denied_objects`: 403 AccessDenied;
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
 - `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
@@ -80,6 +80,7 @@ class ProxyState:
     faults: list[Fault] = field(default_factory=list)
     list_page_size: int | None = 5
     rejected_access_keys: set[str] = field(default_factory=set)
+    denied_list_prefixes: set[tuple[str, str]] = field(default_factory=set)  # (bucket, key prefix)
     kms_message: str = "iam"  # a key of KMS_MESSAGES
     account: str = "111122223333"
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
@@ -89,7 +90,7 @@ class ProxyState:
         with self.lock:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
-                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "calls"):
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -275,7 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
             state.calls.append(("s3", op, region, f"{bucket}/{key}"))
 
         if op == "ListObjectsV2":
-            if bucket in state.denied_list_buckets:
+            prefix = query.get("prefix", "")
+            if bucket in state.denied_list_buckets or any(
+                    b == bucket and prefix.startswith(p) for b, p in state.denied_list_prefixes):
                 return self._send(403, _xml_error("AccessDenied", "Access Denied"),
                                   [("Content-Type", "application/xml")])
             path = self.path

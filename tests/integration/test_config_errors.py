@@ -104,3 +104,13 @@ def test_trail_found_by_name_when_the_endpoint_serves_another_account(world):
     run = world.validate(trail)
     assert run.exit_code == 0, run.stderr
     assert "DescribeTrails names the trail arn:aws:cloudtrail:us-east-1:111122223333:trail/" in run.stderr
+
+
+def test_folder_that_cannot_be_listed_mid_run(world):
+    """A region's log folder refuses listing after validation began: one line, exit 2, no traceback."""
+    trail = world.deploy()
+    world.state.denied_list_prefixes.add((trail.spec.bucket, f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/"))
+    run = world.validate(trail)
+    assert run.exit_code == 2
+    line = _one_error_line(run.stderr)
+    assert "CloudTrail/us-east-1/" in line and "denied" in line
