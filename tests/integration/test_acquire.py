@@ -184,3 +184,28 @@ def test_interrupted_acquire_leaves_no_manifest(world, tmp_path, ctvalidate_bin)
     assert "Traceback" not in err
     offline = run_cli(["validate", "--trail-arn", trail.arn, "--source", str(dest)])
     assert offline.exit_code == 2 and "interrupted" in offline.stderr
+
+
+@pytest.mark.parametrize("tamper", ["modify-digest:us-east-1:1", "delete-digest:eu-west-1:1:2", "delete-tail:1.5",
+                                    "replay-digest:us-east-1:2", "inject-log:eu-west-1:4"])
+def test_acquire_keeps_the_live_verdicts_of_broken_chains(world, tmp_path, tamper):
+    """Log files that no trusted digest lists are listed, not read, by the validation: they are copied too."""
+    trail = world.deploy((tamper,))
+    live = world.validate(trail)
+    dest = tmp_path / "evidence"
+    assert world.acquire(trail, dest).exit_code == 0
+    offline = _offline(trail, dest)
+    assert offline.exit_code == live.exit_code
+    assert offline.verdicts() == live.verdicts()
+
+
+def test_acquire_reads_a_broken_body_again(world, tmp_path):
+    trail = world.deploy()
+    log = trail.logs(region="eu-west-1")[2]
+    world.state.faults.append(Fault("truncate", log.ref.key, times=1))
+    dest = tmp_path / "evidence"
+    acq = world.acquire(trail, dest)
+    assert acq.exit_code == 0, acq.stderr
+    assert (dest / object_path(log.ref.bucket, log.ref.key)).read_bytes() == log.body
+    assert not list(dest.rglob("*.part"))
+    assert _offline(trail, dest).exit_code == 0
