@@ -215,6 +215,12 @@ class Validation:
         reg_found = link_group(regular, backfill=False, **kw)
         bf_found = link_group(backfill, backfill=True, **kw)
 
+        if self.config.start is None:  # digests known only by a pointer to them belong to the default window too
+            missing_starts = [m.start_time for m in reg_found.missing + bf_found.missing if m.start_time is not None]
+            window_start = min([window_start, *missing_starts])
+            if not self._history_starts_with_a_chain_start(regular):
+                window_start = self._reach_back_to_oldest_log(group, root, window_start, reg_found.missing,
+                                                              hole=bool(regular))
         out: list[Record] = []
         digest_records: list[DigestRecord] = [self._digest_record(d, group) for d in checked if d.in_range]
         digest_records += [m for m in reg_found.missing + bf_found.missing
@@ -236,22 +242,49 @@ class Validation:
                                    foreign)
         return out
 
+    @staticmethod
+    def _history_starts_with_a_chain_start(regular: list[CheckedDigest]) -> bool:
+        """With the default start, logs before the oldest digest are out of range only when that digest is a
+        verified chain start (validation began there); otherwise the history reaches further back."""
+        spanned = [d for d in regular if _span(d) is not None]
+        if not spanned:
+            return False
+        oldest = min(spanned, key=lambda d: _span(d)[0])
+        return oldest.trusted and oldest.digest is not None and oldest.digest.previous is None
+
+    def _reach_back_to_oldest_log(self, group: Group, root: str, start: datetime,
+                                  missing: list[DigestRecord], hole: bool = True) -> datetime:
+        """The oldest chain begins with a deleted digest: the history reaches back at least to the oldest
+        log file of the region, and the span before the deleted digest is a hole of unknowable keys."""
+        oldest = None
+        for obj in self.source.list(self.plan.bucket, f"{root}CloudTrail/{group.region}/"):
+            name = parse_key(self.locations.to_original(obj.ref).key)
+            if name is not None and not name.is_digest:
+                oldest = name.time
+                break
+        if oldest is None or oldest >= start - timedelta(minutes=1):
+            return start
+        if not hole:
+            return oldest
+        missing.append(DigestRecord(
+            bucket=None, key=None, region=group.region, account_id=group.account_id,
+            verdict=Verdict(MISSING, "not_found",
+                            f"log files from {format_time(oldest)} on, but the oldest digest found is no verified "
+                            f"chain start: digests deleted between {format_time(oldest)} and {format_time(start)}"),
+            start_time=oldest, end_time=start))
+        return oldest
+
     def _group_window_start(self, checked: list[CheckedDigest]) -> datetime:
         if self.config.start is not None:
             return self.config.start
-        starts = [d.digest.start_time if d.digest else (end_of(d) or self.window_end) - timedelta(hours=1)
-                  for d in checked]
+        starts = [_span(d)[0] for d in checked if _span(d) is not None]
         start = min(starts) if starts else self.window_end
         self.oldest_found = start if self.oldest_found is None else min(self.oldest_found, start)
         return start
 
     def _in_range(self, d: CheckedDigest, window_start: datetime) -> bool:
-        if d.digest is not None:
-            return d.digest.start_time <= self.window_end and d.digest.end_time >= window_start
-        end = end_of(d)
-        if end is None:
-            return False
-        return end >= window_start and end - timedelta(hours=1) <= self.window_end
+        span = _span(d)
+        return span is not None and span[0] <= self.window_end and span[1] >= window_start
 
     def _list_digests(self, group: Group, root: str) -> tuple[list[ObjectRef], list[ObjectRef]]:
         """This trail's digest keys in the window (with margins), and other trails' in the same folder."""
@@ -486,6 +519,14 @@ class Validation:
         if (newest_end is None or t > newest_end) and t >= latest - PENDING_WINDOW:
             return Verdict(PENDING, "awaiting_digest", "newer than the region's newest digest; its digest is not written yet")
         return Verdict(UNVERIFIABLE, "not_covered", "no valid digest covers the time of this log file")
+
+
+def _span(d: CheckedDigest) -> tuple[datetime, datetime] | None:
+    """A digest's span: its own fields when trusted; else from its key name (content is the attacker's)."""
+    if d.trusted and d.digest is not None:
+        return d.digest.start_time, d.digest.end_time
+    end = end_of(d) if d.digest is None else (parse_key(d.original.key).time if parse_key(d.original.key) else None)
+    return (end - timedelta(hours=1), end) if end is not None else None
 
 
 def _read_capped(chunks: Iterable[bytes], cap: int) -> bytes:
