@@ -30,8 +30,8 @@ from typing import Any, Iterator
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, NoCredentialsError, NoRegionError,
-                                 PartialCredentialsError, ProfileNotFound)
+from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
+                                 NoRegionError, PartialCredentialsError, ProfileNotFound)
 
 from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, FormatError, KmsAccessDeniedError,
@@ -156,6 +156,7 @@ class S3Source(Source):
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
         self._bucket_regions: dict[str, str] = {}
+        self._region_configured = True  # False: the trail's home region becomes the client region
         self._sse_c: set[ObjectRef] = set()  # objects a GET found to be SSE-C, for head()
         self.problems: list[str] = []  # printed as warnings by the app
         self.public_key_entries: dict[str, list[dict[str, Any]]] = {}  # region -> raw entries, CLI shape
@@ -175,8 +176,9 @@ class S3Source(Source):
             raise ConfigError(f"cannot load AWS credentials: {exc}") from None
         if creds is None:
             raise ConfigError(_NO_CREDENTIALS)
-        default_region = region or session.region_name or "us-east-1"
-        return cls(session, endpoint_url, default_region, workers)
+        source = cls(session, endpoint_url, region or session.region_name or "us-east-1", workers)
+        source._region_configured = bool(region or session.region_name)
+        return source
 
     # --- clients ---------------------------------------------------------------------
 
@@ -347,7 +349,7 @@ class S3Source(Source):
         what = f"{code or status}" + (f": {msg}" if msg else "")  # records name the object already
         if code == "NoSuchBucket":
             return NotFoundError(f"bucket {ref.bucket} does not exist")
-        if code in _NOT_FOUND or (status == 404 and code not in _THROTTLING):
+        if code in _NOT_FOUND or status == 404:
             return NotFoundError("not found")
         if code == "InvalidObjectState":
             return ArchivedError(f"in an archive storage class; restore it first ({msg or code})")
@@ -394,6 +396,8 @@ class S3Source(Source):
 
     def trail_info(self, arn: TrailArn) -> TrailInfo | None:
         home = arn.home_region
+        if not self._region_configured:  # no --region, none configured: stay in the trail's partition
+            self._default_region = home
         ct = self._client("cloudtrail", home)
         try:
             trails = ct.describe_trails(trailNameList=[str(arn)], includeShadowTrails=True).get("trailList") or []
@@ -402,6 +406,8 @@ class S3Source(Source):
         except (ClientError, BotoCoreError) as exc:
             if isinstance(exc, ClientError) and _error_parts(exc)[0] in _BAD_CREDENTIALS:
                 raise ConfigError(f"AWS refused the credentials: {_describe(exc)}") from None
+            if isinstance(exc, EndpointConnectionError):
+                raise ConfigError(f"cannot reach AWS: {exc}") from None
             self.problems.append(f"DescribeTrails for {arn} failed ({_describe(exc)}): the trail's configuration "
                                  "is unknown, so encryption provenance is not checked")
             return None
