@@ -272,6 +272,10 @@ def _acquire(req: AcquireRequest, dest: Path, out: IO[str], err: IO[str]) -> int
               f"validation), {len(source.unreadable)} unreadable, into {dest}\n")
     err.write(f"ctvalidate: at acquisition: digests {_counts(summary.digests)}; log files "
               f"{_counts(summary.logs)}; gaps {summary.gaps}; acquired at {format_time(acquired_at)}\n")
+    if source.trail is None:
+        err.write(f"ctvalidate: note: the trail's configuration was not available; validate this evidence with "
+                  f"--s3-bucket {validation.plan.bucket}"
+                  + (f" --s3-prefix {validation.plan.prefix.rstrip('/')}" if validation.plan.prefix else "") + "\n")
     for ref, exc in sorted(source.unreadable.items()):
         err.write(f"ctvalidate: unreadable: {ref.uri}: {exc.reason}: {str(exc)[:200]}\n")
     out.write(f"manifest-sha256: {seal}\n")

@@ -209,3 +209,20 @@ def test_acquire_reads_a_broken_body_again(world, tmp_path):
     assert (dest / object_path(log.ref.bucket, log.ref.key)).read_bytes() == log.body
     assert not list(dest.rglob("*.part"))
     assert _offline(trail, dest).exit_code == 0
+
+
+def test_acquire_without_describe_trails(world, tmp_path):
+    """A copy whose trail the endpoint does not know: the evidence validates with the same --s3-bucket."""
+    trail = world.build()
+    copy = f"copy-{world.suffix}"
+    write_trail(trail, world.target, bucket=copy)
+    world.register(trail)
+    dest = tmp_path / "evidence"
+    args = ("--s3-bucket", copy)
+    acq = world.acquire(trail, dest, *args)
+    assert acq.exit_code == 0, acq.stderr
+    assert f"--s3-bucket {copy}" in acq.stderr
+    live = world.validate(trail, *args, "--copy-of", f"s3://{trail.spec.bucket}")
+    offline = _offline(trail, dest, *args, "--copy-of", f"s3://{trail.spec.bucket}")
+    assert live.exit_code == offline.exit_code == 0
+    assert offline.verdicts() == live.verdicts()

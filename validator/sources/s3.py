@@ -335,7 +335,7 @@ class S3Source(Source):
             self._s3(ref.bucket).get_object(Bucket=ref.bucket, Key=ref.key, Range="bytes=0-0")["Body"].close()
         except ClientError as exc:
             code, msg, status = _error_parts(exc)
-            if status == 400 and _SSE_C_WORDS.search(msg):
+            if status == 400 and (code == "InvalidRequest" or _SSE_C_WORDS.search(msg)):
                 with self._lock:
                     self._sse_c.add(ref)
                 return True
@@ -365,7 +365,8 @@ class S3Source(Source):
                     return KmsAccessDeniedError(f"{what} (HEAD answers, so kms:Decrypt on {key_arn} is what is "
                                                 "missing)", key_arn=key_arn)
             return AccessDeniedError(what)
-        if status == 400 and not head and code in ("InvalidRequest", "BadRequest") and _SSE_C_WORDS.search(msg):
+        if status == 400 and not head and (code == "InvalidRequest" or _SSE_C_WORDS.search(msg)):
+            # what S3 answers a GET of an SSE-C object without its key (an existing key, a plain GET)
             with self._lock:
                 self._sse_c.add(ref)
             return AccessDeniedError(f"{what} (stored with a customer-provided key, SSE-C)")
