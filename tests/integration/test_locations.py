@@ -83,3 +83,16 @@ def test_bucket_in_another_region(world):
     reads = world.state.calls_of("GetObject")
     assert reads and {c[2] for c in reads} == {"eu-west-1"}  # signed for the bucket's region
     assert {c[2] for c in world.state.calls_of("DescribeTrails")} == {"eu-west-1"}  # the trail's home
+
+
+def test_a_key_whose_fingerprint_lies_is_refused(world):
+    """ListPublicKeys in eu-west-1 returns another key under the fingerprint its digests name: not used."""
+    trail = world.deploy(rotate_at_hour=None)
+    (real,) = world.state.public_keys["eu-west-1"]
+    (other,) = world.state.public_keys["us-east-1"]
+    world.state.public_keys["eu-west-1"] = [{**real, "Value": other["Value"]}]
+    run = world.validate(trail)
+    assert run.exit_code == 1
+    eu = [r for r in run.of("digest") if r["region"] == "eu-west-1"]
+    assert eu and all((r["status"], r["reason"]) == ("invalid", "unknown_public_key") for r in eu)
+    assert all(r["status"] == "valid" for r in run.of("digest") if r["region"] == "us-east-1")
