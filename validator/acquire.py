@@ -189,8 +189,11 @@ class RecordingSource(Source):
             except SourceError:
                 return False  # recorded as unreadable
 
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ctv-copy") as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ctv-copy")
+        try:
             return sum(pool.map(copy, todo))
+        finally:  # on Ctrl-C, do not wait for the queued copies
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _key_file_entries(paths: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -256,7 +259,7 @@ def _acquire(req: AcquireRequest, dest: Path, out: IO[str], err: IO[str]) -> int
             pass
         lo = req.config.start or validation.oldest_found
         copied = source.copy_unread(lo, validation.window_end, req.config.workers)
-        acquired_at = datetime.now(UTC)
+        acquired_at = validation.reference_time  # "now" for the verdicts at acquisition, and offline
         if req.public_key_files:
             entries = _key_file_entries(req.public_key_files)
         else:
