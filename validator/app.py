@@ -10,7 +10,8 @@ from .core.keys import KeyRing
 from .errors import ConfigError, SourceError
 from .model import format_time
 from .policy import RunConfig
-from .report import make_reporter
+from .report import Tee, make_reporter
+from .report.progress import Progress
 from .sources.base import Source
 
 
@@ -25,6 +26,8 @@ class ValidateRequest:
     profile: str | None = None
     output: str = "text"
     verbose: bool = False
+    report: str | None = None  # --report FILE.html: also write the self-contained HTML report
+    progress: bool = True  # a progress line on stderr, when stderr is a terminal
 
 
 def open_source(req: ValidateRequest) -> Source:
@@ -48,13 +51,25 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
     out = out or sys.stdout
     err = err or sys.stderr
     from .pipeline import Validation
+    progress = Progress(err, enabled=req.progress)  # draws nothing unless stderr is a terminal
+    out, err = progress.guard(out), progress.guard(err)
+    html = None
     try:
-        source = open_source(req)
+        source = progress.watch(open_source(req))
         if req.manifest_sha256 and (source.manifest_sha256 or "").lower() != req.manifest_sha256.strip().lower():
             raise ConfigError(f"the evidence manifest hashes to {source.manifest_sha256}, not to the seal "
                               f"{req.manifest_sha256}: the evidence directory was changed")
         keys, origin = load_keys(req)
         validation = Validation(source, req.config, keys, origin)
+        if req.report:
+            from .report.html import HtmlReporter, run_parameters
+            html = HtmlReporter(req.report, run_parameters(
+                req.config, window_end=validation.window_end,
+                source=(f"evidence directory {req.source_dir}" if req.source_dir else
+                        f"live S3 s3://{validation.plan.bucket}/{validation.plan.prefix}"
+                        + (f" via {req.endpoint_url}" if req.endpoint_url else "")),
+                **{"Public key files": list(req.public_key_files), "Seal checked": bool(req.manifest_sha256),
+                   "Output": req.output + (", verbose" if req.verbose else "")}))
     except ConfigError as exc:
         err.write(f"ctvalidate: error: {exc}\n")
         return 2
@@ -63,7 +78,8 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
         return 2
     for problem in getattr(source, "problems", []):
         err.write(f"ctvalidate: warning: {problem}\n")
-    reporter = make_reporter(req.output, out, err, req.verbose)
+    shown = Tee(progress, make_reporter(req.output, out, err, req.verbose))
+    reporter = Tee(shown, html)
     reporter.start({"trail_arn": str(req.config.trail), "start_time": format_time(req.config.start),
                     "end_time": format_time(validation.window_end)})
     try:
@@ -72,8 +88,21 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
     except KeyboardInterrupt:
         validation.interrupt()
     except (ConfigError, SourceError) as exc:  # e.g. a folder that cannot be listed: one line, not a traceback
+        progress.finish(validation.summary)
         err.write(f"ctvalidate: error: {exc}\n")
+        if html is not None:
+            _finish_report(html, validation.summary, err, error=str(exc))
         return 2
-    reporter.finish(validation.summary)
+    shown.finish(validation.summary)
+    if html is not None:
+        _finish_report(html, validation.summary, err)
     source.close()
     return validation.summary.exit_code
+
+
+def _finish_report(html, summary, err: IO[str], error: str | None = None) -> None:
+    from .report.html import ReportError
+    try:
+        html.finish(summary, error=error)
+    except ReportError as exc:  # the verdict stands; the missing report is said
+        err.write(f"ctvalidate: error: {exc}\n")

@@ -99,10 +99,13 @@ def main() -> None:
 @click.option("--backfill-horizon", callback=_duration, default="24h", show_default=True)
 @click.option("--expect-log-key", "expect_log_keys", multiple=True,
               help="a further KMS key ARN that log files may legitimately use (a trail whose key changed)")
+@click.option("--report", "report", type=click.Path(dir_okay=False),
+              help="also write a self-contained HTML report (timeline, problems, parameters) to this file")
+@click.option("--no-progress", is_flag=True, help="no progress line on stderr (it is shown only on a terminal)")
 def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, account_id, verbose, source_dir,
              public_keys, manifest_sha256, regions, expect_regions, expect_accounts, copy_of, endpoint_url,
              client_region, profile, output, workers, check_write_times, write_time_tolerance,
-             require_explained_gaps, backfill_horizon, expect_log_keys) -> None:
+             require_explained_gaps, backfill_horizon, expect_log_keys, report, no_progress) -> None:
     """Validate a trail's digests and log files (live S3, or an evidence directory with --source)."""
     if start_time and end_time and start_time > end_time:
         raise click.UsageError("--start-time must be before --end-time")
@@ -119,7 +122,8 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
     from .app import ValidateRequest, run_validate
     request = ValidateRequest(config=config, source_dir=source_dir, public_key_files=tuple(public_keys),
                               manifest_sha256=manifest_sha256, endpoint_url=endpoint_url, region=client_region,
-                              profile=profile, output=output, verbose=verbose)
+                              profile=profile, output=output, verbose=verbose, report=report,
+                              progress=not no_progress)
     sys.exit(run_validate(request))
 
 

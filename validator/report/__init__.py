@@ -19,3 +19,22 @@ def make_reporter(kind: str, out: IO[str], err: IO[str], verbose: bool) -> Repor
     if kind == "json":
         return JsonLinesReporter(out)
     return TextReporter(out, err, verbose)
+
+
+class Tee:
+    """Feeds every reporter given (None skipped) in order: one stream of records, several reports."""
+
+    def __init__(self, *reporters: Reporter | None):
+        self.reporters = [r for r in reporters if r is not None]
+
+    def start(self, header: dict) -> None:
+        for r in self.reporters:
+            r.start(header)
+
+    def record(self, record: Record) -> None:
+        for r in self.reporters:
+            r.record(record)
+
+    def finish(self, summary: Summary) -> None:
+        for r in self.reporters:
+            r.finish(summary)
