@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 from .core.chain import end_of, link_group
 from .core.encryption import EncryptionPolicy, digest_encryption, log_encryption, unreadable_is_foreign
+from .core.explain import MAX_LOG_JSON, START_EVENTS, STOP_EVENTS, TrailEvent, explanation, trail_events
 from .core.hashing import GunzipSha256
 from .core.keys import KeyRing
 from .core.verify import MAX_DIGEST_UNCOMPRESSED, CheckedDigest, check_digest
@@ -31,7 +32,7 @@ from .errors import (ConfigError, EvidenceModifiedError, IntegrityError, KmsAcce
 from .model import ACCOUNT, REGION, KeyName, LogFileRef, ObjectMeta, ObjectRef, format_time, normalize_prefix, parse_key
 from .policy import IdentityMap, LocationMap, RunConfig
 from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
-                      Record, Summary, Verdict)
+                      ObjectRecord, Record, Summary, Verdict)
 from .sources.base import Source, TrailInfo
 
 UTC = timezone.utc
@@ -109,6 +110,8 @@ class Validation:
         self.progress: Callable[[Record], None] | None = None
         self._stop = threading.Event()
         self._chains_seen: set[tuple[str, str]] = set()
+        self._gaps: list[GapRecord] = []
+        self._strays: dict[ObjectRef, ObjectRecord] = {}
 
     def _source_keys(self) -> KeyRing:
         """Keys from the source (ListPublicKeys per region, or the evidence's), with the AWS CLI's margins."""
@@ -165,6 +168,13 @@ class Validation:
                 for rec in self._group_records(group):
                     self.summary.add(rec)
                     yield rec
+                for ref in sorted(self._strays):
+                    self.summary.add(self._strays[ref])
+                    yield self._strays[ref]
+                self._strays.clear()
+            for rec in self._gap_records():
+                self.summary.add(rec)
+                yield rec
             for rec in self._expectation_records():
                 self.summary.add(rec)
                 yield rec
@@ -176,6 +186,64 @@ class Validation:
     def interrupt(self) -> None:
         self._stop.set()
         self.summary.interrupted = True
+
+    def _stray(self, ref: ObjectRef, where: str) -> None:
+        if ref not in self._strays:
+            self._strays[ref] = ObjectRecord(ref.bucket, ref.key, Verdict(
+                WARNING, "stray", f"{where}, but no CloudTrail name (or its date folder contradicts its name)"))
+
+    # --- gaps -----------------------------------------------------------------------------
+
+    def _explain_gaps(self, gaps: list[GapRecord], logs: list[LogRecord]) -> None:
+        """Look for StopLogging/DeleteTrail/UpdateTrail before each gap, and the restart after it,
+        in this region's verified log files near the gap's edges."""
+        if not gaps:
+            return
+        trail = self.config.trail
+        verified = [(parse_key(self.locations.to_original(ObjectRef(r.bucket, r.key)).key), r) for r in logs
+                    if r.verdict.status in (VALID, WARNING)]
+        for gap in gaps:
+            near = [(n, r) for n, r in verified if n is not None and (
+                gap.start_time - timedelta(minutes=90) <= n.time <= gap.start_time + timedelta(minutes=30)
+                or gap.end_time - timedelta(minutes=60) <= n.time <= gap.end_time + timedelta(minutes=60))]
+            stops: list[TrailEvent] = []
+            starts: list[TrailEvent] = []
+            for _, r in near:
+                raw = self._read_log_json(ObjectRef(r.bucket, r.key))
+                if raw is None:
+                    continue
+                stops += trail_events(raw, r.key, trail.name, str(trail), STOP_EVENTS)
+                starts += trail_events(raw, r.key, trail.name, str(trail), START_EVENTS)
+            gap.explained_by = explanation(stops, starts, gap.start_time, gap.end_time)
+
+    def _read_log_json(self, lies_at: ObjectRef) -> bytes | None:
+        try:
+            with self.source.open(lies_at) as stream:
+                hasher = GunzipSha256(max_output=MAX_LOG_JSON, keep_output=True)
+                for chunk in stream.chunks():
+                    hasher.update(chunk)
+                hasher.finish()
+                return hasher.output()
+        except (SourceError, IntegrityError):
+            return None
+
+    def _gap_records(self) -> Iterator[GapRecord]:
+        """Gaps, with an explanation found in another region of the account shared where the spans meet."""
+        explained = [g for g in self._gaps if g.explained_by is not None]
+        for gap in sorted(self._gaps, key=lambda g: (g.account_id, g.region, g.start_time)):
+            if gap.explained_by is None:
+                for other in explained:
+                    if (other.account_id == gap.account_id
+                            and abs(other.start_time - gap.start_time) <= timedelta(minutes=90)):
+                        gap.explained_by = other.explained_by
+                        break
+            e = gap.explained_by
+            gap.message = (f"No log files were delivered by CloudTrail between {format_time(gap.start_time)} and "
+                           f"{format_time(gap.end_time)}; " + (
+                               f"explained by {e['event_name']} at {e['event_time']} by {e['principal_arn']} from "
+                               f"{e['source_ip']}" if e else "no StopLogging, DeleteTrail or UpdateTrail event "
+                               "in the trail's verified logs explains it"))
+            yield gap
 
     def _expectation_records(self) -> Iterator[Record]:
         for acct in self.plan.missing_accounts:
@@ -229,7 +297,6 @@ class Validation:
         if any(r.key is not None for r in digest_records):
             self._chains_seen.add((group.account_id, group.region))
         out += digest_records
-        out += reg_found.gaps
 
         listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]] = {}
         for d in sorted(checked, key=lambda d: (not d.in_range, end_of(d) or self.window_end)):
@@ -237,7 +304,10 @@ class Validation:
                 for lf in d.digest.log_files:
                     listed.setdefault(lf.ref, (lf, d))
         to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
-        out += bounded_map(self._pool, self._check_listed_log, to_hash, self._window)
+        log_records = list(bounded_map(self._pool, self._check_listed_log, to_hash, self._window))
+        out += log_records
+        self._explain_gaps(reg_found.gaps, log_records)
+        self._gaps += reg_found.gaps
         out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
                                    foreign)
         return out
@@ -303,7 +373,8 @@ class Validation:
                 break
             name = parse_key(self.locations.to_original(obj.ref).key)
             if name is None or not name.is_digest:
-                continue  # stray objects: reported by forensic checks, not part of the chain
+                self._stray(obj.ref, "in the digest folder")
+                continue
             if lo is not None and name.time < lo or name.time > hi:
                 continue
             if name.trail_name == trail.name and name.home_region == trail.home_region:
@@ -483,6 +554,7 @@ class Validation:
             original = self.locations.to_original(obj.ref)
             name = parse_key(original.key)
             if name is None or name.is_digest:
+                self._stray(obj.ref, "in the log folder")
                 continue
             if not (window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end):
                 continue

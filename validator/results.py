@@ -101,7 +101,21 @@ class GapRecord:
         }
 
 
-Record = DigestRecord | LogRecord | GapRecord
+@dataclass(slots=True)
+class ObjectRecord:
+    """Anything else found in the trail's folders (a stray object): reported, never part of the chain."""
+
+    bucket: str
+    key: str
+    verdict: Verdict
+    kind: str = "object"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "object", "status": self.verdict.status, "reason": self.verdict.reason,
+                "bucket": self.bucket, "key": self.key, "message": self.verdict.message}
+
+
+Record = DigestRecord | LogRecord | GapRecord | ObjectRecord
 
 
 @dataclass(slots=True)
@@ -119,6 +133,7 @@ class Summary:
     manifest_sha256: str | None = None
     interrupted: bool = False
     backfill_digests: Counter = field(default_factory=Counter)
+    objects: Counter = field(default_factory=Counter)
 
     def add(self, record: Record) -> None:
         if isinstance(record, DigestRecord):
@@ -132,6 +147,8 @@ class Summary:
                 self.found_end = e if self.found_end is None else max(self.found_end, e)
         elif isinstance(record, LogRecord):
             self.logs[record.verdict.status] += 1
+        elif isinstance(record, ObjectRecord):
+            self.objects[record.verdict.status] += 1
         elif isinstance(record, GapRecord):
             self.gaps += 1
             if self.unexplained_gaps_fail and record.explained_by is None:
@@ -141,7 +158,7 @@ class Summary:
     def exit_code(self) -> int:
         if self.interrupted:
             return 130
-        statuses = set(self.digests) | set(self.logs)
+        statuses = set(self.digests) | set(self.logs) | set(self.objects)
         if INVALID in statuses or MISSING in statuses or self.failing_gaps:
             return 1
         if UNVERIFIABLE in statuses or WARNING in statuses:
@@ -156,6 +173,7 @@ class Summary:
             "digests": dict(sorted(self.digests.items())),
             "logs": dict(sorted(self.logs.items())),
             "gaps": self.gaps,
+            "objects": dict(sorted(self.objects.items())),
             "trust": {"public_keys": self.public_keys, "manifest_sha256": self.manifest_sha256},
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 from ..model import format_time
-from ..results import INVALID, MISSING, PENDING, VALID, DigestRecord, GapRecord, LogRecord, Record, Summary
+from ..results import INVALID, MISSING, PENDING, VALID, DigestRecord, GapRecord, LogRecord, ObjectRecord, Record, Summary
 
 _LABEL = {INVALID: "INVALID", MISSING: "INVALID", "unverifiable": "UNVERIFIABLE", "warning": "WARNING",
           PENDING: "PENDING"}
@@ -42,6 +42,8 @@ class TextReporter:
             what = "(backfill) Digest file" if r.backfill else "Digest file"
             where = (f"s3://{r.bucket}/{r.key}" if r.key else
                      f"(key unknown: {r.account_id} {r.region} {format_time(r.start_time)} to {format_time(r.end_time)})")
+        elif isinstance(r, ObjectRecord):
+            what, where = "Object", f"s3://{r.bucket}/{r.key}"
         else:
             assert isinstance(r, LogRecord)
             what, where = "Log file", f"s3://{r.bucket}/{r.key}"
@@ -73,6 +75,8 @@ class TextReporter:
             w("\n")
         if s.gaps:
             w(f"\n{s.gaps} gap(s) in the digest chain (logging stopped and restarted)\n")
+        if s.objects:
+            w(f"{sum(s.objects.values())} stray object(s) in the trail's folders\n")
         anchor = {"aws": "public keys from CloudTrail ListPublicKeys", "file": "public keys from --public-keys",
                   "evidence": "public keys stored in the evidence directory (not a trust anchor on their own)"}
         w(f"Trust: {anchor.get(s.public_keys, s.public_keys)}")

@@ -87,6 +87,7 @@ class TrailSpec:
     seed: int = 1
     key_bits: int = 2048
     padding_bytes: int = 0  # extra bytes per event, to make large log files
+    explain_stops: bool = True  # False: the StopLogging/StartLogging events are left out (an unexplained gap)
 
     @property
     def trail_account(self) -> str:
@@ -293,7 +294,7 @@ class TrailGenerator:
     def _control_events(self, account: str, region: str, hour: int, index: int, at: datetime) -> list[dict[str, Any]]:
         """StopLogging in the last log before a stop, StartLogging in the first log after it (home region)."""
         s = self.spec
-        if region != s.home_region or account != s.trail_account:
+        if region != s.home_region or account != s.trail_account or not s.explain_stops:
             return []
         out = []
         params = {"name": s.trail_arn}
