@@ -94,6 +94,11 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
             _finish_report(html, validation.summary, err, error=str(exc))
         return 2
     shown.finish(validation.summary)
+    if not validation.summary.interrupted and not any(validation.summary.digests.values()) \
+            and not any(validation.summary.logs.values()):
+        err.write(f"ctvalidate: warning: nothing was validated: no digest or log file of this trail in the window "
+                  f"under s3://{validation.plan.bucket}/{validation.plan.prefix}AWSLogs/ (check --s3-bucket, "
+                  f"--s3-prefix, --account-id, --regions and the window)\n")
     if html is not None:
         _finish_report(html, validation.summary, err)
     source.close()

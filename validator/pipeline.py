@@ -251,16 +251,35 @@ class Validation:
                                verdict=Verdict(MISSING, "account_missing",
                                                f"expected account {acct} has no digests for this trail"),
                                start_time=self.config.start, end_time=self.window_end)
-        accounts = sorted({g.account_id for g in self.plan.groups} | set(self.config.expect_accounts))
-        for acct in accounts:
-            if acct in self.plan.missing_accounts:
-                continue
-            for region in sorted(self.config.expect_regions):
-                if (acct, region) not in self._chains_seen:
-                    yield DigestRecord(bucket=None, key=None, region=region, account_id=acct,
-                                       verdict=Verdict(MISSING, "region_missing",
-                                                       f"expected region {region} has no digest chain in the window"),
-                                       start_time=self.config.start, end_time=self.window_end)
+        accounts = set(g.account_id for g in self.plan.groups) | set(self.config.expect_accounts)
+        expected = {(a, r): f"expected region {r} has no digest chain in the window"
+                    for a in accounts - set(self.plan.missing_accounts) for r in self.config.expect_regions}
+        implied = self._implied_home_chain()
+        if implied is not None:
+            expected.setdefault(implied, (
+                f"the trail's status names a digest delivered at {format_time(self.trail_info.latest_digest_delivery)}"
+                f", but its home region {implied[1]} has no digest chain in the window under "
+                f"s3://{self.plan.bucket}/{self.plan.prefix}AWSLogs/"))
+        for (acct, region), message in sorted(expected.items()):
+            if (acct, region) not in self._chains_seen:
+                yield DigestRecord(bucket=None, key=None, region=region, account_id=acct,
+                                   verdict=Verdict(MISSING, "region_missing", message),
+                                   start_time=self.config.start, end_time=self.window_end)
+
+    def _implied_home_chain(self) -> tuple[str, str] | None:
+        """The (account, home region) chain the trail's own status implies: it delivered a digest inside the
+        window, so a run that finds no chain there was pointed at the wrong place or the folder was deleted."""
+        info, cfg = self.trail_info, self.config
+        if info is None or info.latest_digest_delivery is None or info.log_file_validation is False:
+            return None
+        if info.is_organization_trail and cfg.account_id is None:
+            return None
+        if cfg.regions is not None and cfg.trail.home_region not in cfg.regions:
+            return None
+        latest = info.latest_digest_delivery
+        if (cfg.start is not None and latest < cfg.start) or latest > self.window_end + LIST_MARGIN:
+            return None
+        return (cfg.account_id or cfg.trail.account_id, cfg.trail.home_region)
 
     # --- one group ---------------------------------------------------------------------
 

@@ -325,3 +325,28 @@ def test_chain_that_moved_to_another_bucket_is_followed():
     run = run_memory(trail)
     assert run.exit_code == 0, run.problems()
     assert sorted(r.bucket for r in run.digests) == ["ct-demo-logs", "ct-demo-logs", "ct-old-bucket", "ct-old-bucket"]
+
+
+def test_home_region_deleted_whole_is_missing_when_the_status_names_a_delivery(trail):
+    """Deleting every digest and log of the home region leaves no chain to link; the trail's own status (a
+    digest delivered inside the window) still says one must be there."""
+    home = f"AWSLogs/{trail.spec.trail_account}/CloudTrail-Digest/{R1}/"
+    for ref in [r for r in trail.objects if r.key.startswith(home) or f"/CloudTrail/{R1}/" in r.key]:
+        T.delete(trail, ref)
+    run = run_memory(trail)
+    assert run.problems() == [("digest", "missing", "region_missing", "")]
+    assert [r.region for r in run.digests if r.key is None] == [R1]
+    assert run.exit_code == 1
+    assert run_memory(trail, regions=frozenset({"eu-west-1"})).exit_code == 0  # narrowed away: not expected
+    assert run_memory(trail, with_trail_info=False, bucket=trail.spec.bucket).exit_code == 0  # no status
+
+
+def test_other_trail_of_the_same_account_finds_nothing_and_says_so(tmp_path):
+    from click.testing import CliRunner
+    from validator.cli import main
+    res = CliRunner().invoke(main, [
+        "validate", "--trail-arn", "arn:aws:cloudtrail:us-east-1:111122223333:trail/another-trail",
+        "--source", "fixtures/demo"])
+    assert res.exit_code == 0, res.output
+    assert "acquired for trail us-east-1:111122223333:demo-trail" in res.stderr
+    assert "nothing was validated" in res.stderr

@@ -377,7 +377,15 @@ class EvidenceSource(Source):
         return fd
 
     def trail_info(self, arn: TrailArn) -> TrailInfo | None:
-        return self.trail
+        """The trail recorded at acquisition; for another trail's ARN only where it delivers (bucket, prefix,
+        the bucket's default key), never the recorded trail's KMS key or status."""
+        t = self.trail
+        if t is None or (t.name, t.home_region, t.account_id) == (arn.name, arn.home_region, arn.account_id):
+            return t
+        self.problems.append(f"the evidence was acquired for trail {t.home_region}:{t.account_id}:{t.name}, "
+                             f"not {arn}: that trail's configuration and status are not used")
+        return TrailInfo(name=arn.name, home_region=arn.home_region, account_id=arn.account_id, bucket=t.bucket,
+                         prefix=t.prefix, bucket_default_key=t.bucket_default_key)
 
     def public_keys(self, regions: list[str], start: datetime, end: datetime) -> KeyRing:
         ring = KeyRing()
