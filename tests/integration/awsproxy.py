@@ -19,8 +19,12 @@ request to moto unchanged, except:
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
 - `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
-- ListObjectsV2 pages are capped at `state.list_page_size` keys, so that every
-  listing exercises continuation tokens.
+- ListObjectsV2 and ListObjectVersions pages are capped at `state.list_page_size` keys, so that
+  every listing exercises continuation tokens and key markers;
+- `state.write_times` pins the LastModified of objects (bucket, key, version id) to the time
+  CloudTrail would have written them (moto's is the upload time, today): GET/HEAD headers and
+  ListObjectVersions entries carry the pinned time. An unversioned object overwritten or deleted
+  through the proxy loses its pin, so only a re-upload after deployment shows its real time.
 Every request is logged in `state.calls` as (service, operation, region, detail).
 """
 
@@ -33,6 +37,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -82,6 +88,7 @@ class ProxyState:
     rejected_access_keys: set[str] = field(default_factory=set)
     denied_list_prefixes: set[tuple[str, str]] = field(default_factory=set)  # (bucket, key prefix)
     kms_message: str = "iam"  # a key of KMS_MESSAGES
+    write_times: dict[tuple[str, str, str | None], datetime] = field(default_factory=dict)
     account: str = "111122223333"
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -90,7 +97,7 @@ class ProxyState:
         with self.lock:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
-                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls"):
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -268,6 +275,8 @@ class _Handler(BaseHTTPRequestHandler):
                 op = "CopyObject"
         elif self.command == "GET" and "list-type" in query:
             op = "ListObjectsV2"
+        elif self.command == "GET" and "versions" in query:
+            op = "ListObjectVersions"
         elif self.command == "GET" and "location" in query:
             op = "GetBucketLocation"
         else:
@@ -275,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.calls.append(("s3", op, region, f"{bucket}/{key}"))
 
-        if op == "ListObjectsV2":
+        if op in ("ListObjectsV2", "ListObjectVersions"):
             prefix = query.get("prefix", "")
             if bucket in state.denied_list_buckets or any(
                     b == bucket and prefix.startswith(p) for b, p in state.denied_list_prefixes):
@@ -285,7 +294,10 @@ class _Handler(BaseHTTPRequestHandler):
             if state.list_page_size:
                 query["max-keys"] = str(min(int(query.get("max-keys", 1000)), state.list_page_size))
                 path = parts.path + "?" + urlencode(query)
-            return self._relay(*self._forward(body, path=path))
+            status, headers, data = self._forward(body, path=path)
+            if op == "ListObjectVersions" and status == 200:
+                data = _pin_version_times(state, bucket, data)
+            return self._relay(status, headers, data)
 
         if not key:
             return self._relay(*self._forward(body))
@@ -317,10 +329,14 @@ class _Handler(BaseHTTPRequestHandler):
                 else:
                     state.sse_c.pop(ref, None)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _SSE_C_HEADERS}
+            with state.lock:
+                state.write_times.pop((bucket, key, None), None)  # unversioned: the pinned object is gone
             return self._relay(*self._forward(body, headers=headers))
         if op == "DeleteObject":
             with state.lock:
                 state.sse_c.pop(ref, None)
+                if "versionId" not in query:
+                    state.write_times.pop((bucket, key, None), None)
             return self._relay(*self._forward(body))
 
         if ref in state.denied_objects:
@@ -332,6 +348,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(400, _xml_error("InvalidRequest", SSE_C_MESSAGE), [("Content-Type", "application/xml")])
 
         status, headers, data = self._forward(body)
+        if status in (200, 206):
+            headers = _pin_header_time(state, bucket, key, headers)
         if sse_c is not None:
             headers.append(("x-amz-server-side-encryption-customer-algorithm", sse_c))
         if op == "GetObject" and status in (200, 206):
@@ -345,6 +363,45 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "truncate" and op == "GetObject":
             return self._relay(status, headers, data, cut_at=max(1, len(data) // 2))
         self._relay(status, headers, data)
+
+
+def _version_of(value: str | None) -> str | None:
+    return None if value in (None, "", "null") else value
+
+
+def _pin_header_time(state: ProxyState, bucket: str, key: str,
+                     headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """GET/HEAD: the pinned write time of this object version as its Last-Modified."""
+    vid = _version_of(next((v for k, v in headers if k.lower() == "x-amz-version-id"), None))
+    with state.lock:
+        pinned = state.write_times.get((bucket, key, vid))
+    if pinned is None:
+        return headers
+    return [(k, format_datetime(pinned.astimezone(timezone.utc), usegmt=True) if k.lower() == "last-modified" else v)
+            for k, v in headers]
+
+
+_VERSION_ENTRY = re.compile(rb"<(Version|DeleteMarker)>(.*?)</\1>", re.S)
+
+
+def _pin_version_times(state: ProxyState, bucket: str, data: bytes) -> bytes:
+    """ListObjectVersions: the pinned write times in the <LastModified> of each version."""
+    def one(m: re.Match[bytes]) -> bytes:
+        inner = m.group(2)
+        key = re.search(rb"<Key>(.*?)</Key>", inner, re.S)
+        vid = re.search(rb"<VersionId>(.*?)</VersionId>", inner, re.S)
+        if key is None:
+            return m.group(0)
+        from html import unescape
+        ref = (bucket, unescape(key.group(1).decode()), _version_of(vid.group(1).decode() if vid else None))
+        with state.lock:
+            pinned = state.write_times.get(ref)
+        if pinned is None:
+            return m.group(0)
+        text = pinned.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z").encode()
+        inner = re.sub(rb"<LastModified>.*?</LastModified>", b"<LastModified>" + text + b"</LastModified>", inner)
+        return b"<" + m.group(1) + b">" + inner + b"</" + m.group(1) + b">"
+    return _VERSION_ENTRY.sub(one, data)
 
 
 class _Server(ThreadingHTTPServer):

@@ -221,12 +221,32 @@ class World:
         return trail
 
     def deploy(self, tampers: tuple[str, ...] | list[str] = (), mutate: Callable[[SyntheticTrail], Any] | None = None,
-               register: bool = True, **overrides: Any) -> SyntheticTrail:
+               register: bool = True, write_times: bool = False, versioning: bool = False,
+               object_lock: dict[str, Any] | None = None, **overrides: Any) -> SyntheticTrail:
+        """Build and write a trail. `write_times`: the proxy serves CloudTrail's write times as LastModified;
+        `versioning`, `object_lock`: the bucket's configuration."""
         trail = self.build(tampers, mutate, **overrides)
-        write_trail(trail, self.target)
+        write_trail(trail, self.target, versioning=versioning, object_lock=object_lock)
         if register:
             self.register(trail)
+        if write_times:
+            self.pin_write_times(trail)
         return trail
+
+    def pin_write_times(self, trail: SyntheticTrail) -> None:
+        """Make the proxy answer each object's LastModified with the time CloudTrail wrote it (as generated)."""
+        s3 = self.client("s3", trail.spec.home_region)
+        for obj in trail.iter_objects():
+            if obj.meta.last_modified is None:
+                continue
+            try:
+                head = s3.head_object(Bucket=obj.ref.bucket, Key=obj.ref.key)
+            except Exception:  # e.g. SSE-C: HEAD refused without the key; nothing to pin
+                continue
+            vid = head.get("VersionId")
+            with self.state.lock:
+                self.state.write_times[(obj.ref.bucket, obj.ref.key, None if vid in (None, "null") else vid)] = \
+                    obj.meta.last_modified
 
     def register(self, trail: SyntheticTrail) -> None:
         """Tell the proxy what moto cannot: the trail's per-region public keys and its digest delivery status."""

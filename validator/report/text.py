@@ -33,8 +33,7 @@ class TextReporter:
         if isinstance(r, GapRecord):
             line = (f"No log files were delivered by CloudTrail between {format_time(r.start_time)} and "
                     f"{format_time(r.end_time)} ({r.account_id} {r.region})")
-            if r.explained_by:
-                line += f"; explained by {r.explained_by.get('event_name')} at {r.explained_by.get('event_time')}"
+            line += "; " + explained_text(r.explained_by)
             self._status(line, True)
             return
         v = r.verdict
@@ -87,6 +86,19 @@ class TextReporter:
             w("Interrupted: the results above are partial.\n")
         self.out.flush()
         self.err.flush()
+
+
+def explained_text(e: dict | None) -> str:
+    """Who stopped logging, when and from where (and who restarted it); or that nothing explains the gap."""
+    if not e:
+        return "UNEXPLAINED: no StopLogging, DeleteTrail or UpdateTrail event in the trail's verified logs"
+    text = (f"explained by {e.get('event_name')} at {e.get('event_time')} by {e.get('principal_arn') or 'unknown'}"
+            f" from {e.get('source_ip') or 'unknown'} (event {e.get('event_id') or 'without id'})")
+    r = e.get("restarted_by")
+    if isinstance(r, dict):
+        text += (f"; restarted by {r.get('event_name')} at {r.get('event_time')} by "
+                 f"{r.get('principal_arn') or 'unknown'} (event {r.get('event_id') or 'without id'})")
+    return text
 
 
 def _ratio(w, counts, name: str) -> None:

@@ -98,12 +98,22 @@ def provision_organization(spec: TrailSpec, target: AwsTarget) -> TrailSpec:
     return replace(spec, org_id=org_id)
 
 
-def create_bucket(target: AwsTarget, bucket: str, region: str, default_kms_key: str | None = None) -> None:
+def create_bucket(target: AwsTarget, bucket: str, region: str, default_kms_key: str | None = None,
+                  versioning: bool = False, object_lock: dict[str, Any] | None = None) -> None:
+    """Create a bucket; `versioning` enables it, `object_lock` ({"Mode", "Days"|"Years"}) sets a default
+    retention (and so versioning)."""
     s3 = target.client("s3", region)
     kwargs: dict[str, Any] = {"Bucket": bucket}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    if object_lock is not None:
+        kwargs["ObjectLockEnabledForBucket"] = True
     s3.create_bucket(**kwargs)
+    if versioning and object_lock is None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    if object_lock:
+        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": dict(object_lock)}})
     if default_kms_key:
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
             "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": default_kms_key},
@@ -142,7 +152,8 @@ def relocate(ref: ObjectRef, spec: TrailSpec, bucket: str | None, prefix: str | 
 
 
 def write_trail(trail: SyntheticTrail, target: AwsTarget, *, bucket: str | None = None, prefix: str | None = None,
-                create: bool = True, create_cloudtrail: bool = True, workers: int = 8) -> list[ObjectRef]:
+                create: bool = True, create_cloudtrail: bool = True, workers: int = 8, versioning: bool = False,
+                object_lock: dict[str, Any] | None = None) -> list[ObjectRef]:
     """Put every object of `trail` into the endpoint; returns where they went.
 
     `bucket`/`prefix` write a copy elsewhere (the keys and the digests' contents still name the original).
@@ -154,7 +165,8 @@ def write_trail(trail: SyntheticTrail, target: AwsTarget, *, bucket: str | None 
     dest_bucket = bucket or spec.bucket
     region = spec.home_region
     if create:
-        create_bucket(target, dest_bucket, region, spec.bucket_default_key)
+        create_bucket(target, dest_bucket, region, spec.bucket_default_key, versioning=versioning,
+                      object_lock=object_lock)
     objects = list(trail.iter_objects())
     with ThreadPoolExecutor(max_workers=workers) as pool:
         written = list(pool.map(lambda o: put_object(target, o, relocate(o.ref, spec, bucket, prefix), region),

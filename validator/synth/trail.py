@@ -88,6 +88,8 @@ class TrailSpec:
     key_bits: int = 2048
     padding_bytes: int = 0  # extra bytes per event, to make large log files
     explain_stops: bool = True  # False: the StopLogging/StartLogging events are left out (an unexplained gap)
+    operator: str = "alice"  # the IAM user who stops and restarts logging
+    operator_ip: str | None = None  # their source IP (default: a random one of 198.51.100.0/24)
 
     @property
     def trail_account(self) -> str:
@@ -160,7 +162,7 @@ class TrailGenerator:
         src, ev, ro = rng.choice(_EVENTS)
         if name is not None:
             src, ev, ro = source or "cloudtrail.amazonaws.com", name, False
-        user = rng.choice(_USERS) if name is None else "alice"
+        user = rng.choice(_USERS) if name is None else self.spec.operator
         e = {
             "eventVersion": "1.09",
             "userIdentity": {"type": "IAMUser", "principalId": "AIDA" + "".join(rng.choices(string.ascii_uppercase, k=16)),
@@ -174,6 +176,8 @@ class TrailGenerator:
             "eventID": str(uuid.UUID(int=rng.getrandbits(128))), "readOnly": ro, "eventType": "AwsApiCall",
             "managementEvent": True, "recipientAccountId": account, "eventCategory": "Management",
         }
+        if name is not None and self.spec.operator_ip:
+            e["sourceIPAddress"] = self.spec.operator_ip
         if self.spec.padding_bytes:
             e["additionalEventData"] = {"pad": "".join(rng.choices(string.ascii_letters, k=self.spec.padding_bytes))}
         return e
