@@ -47,6 +47,9 @@ class ObjectMeta:
     kms_key_id: str | None = None
     sse_customer_algorithm: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-*, lower-case names
+    lock_mode: str | None = None  # Object Lock retention of this version: "COMPLIANCE" | "GOVERNANCE"
+    lock_until: datetime | None = None  # its retain-until date
+    legal_hold: str | None = None  # "ON" | "OFF"
 
 
 # --- times -------------------------------------------------------------------

@@ -33,7 +33,8 @@ from .model import ACCOUNT, REGION, KeyName, LogFileRef, ObjectMeta, ObjectRef, 
 from .policy import IdentityMap, LocationMap, RunConfig
 from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
                       ObjectRecord, Record, Summary, Verdict)
-from .sources.base import Source, TrailInfo
+from .history import History
+from .sources.base import ObjectStream, Source, TrailInfo
 
 UTC = timezone.utc
 LIST_MARGIN = timedelta(hours=2)
@@ -112,6 +113,13 @@ class Validation:
         self._chains_seen: set[tuple[str, str]] = set()
         self._gaps: list[GapRecord] = []
         self._strays: dict[ObjectRef, ObjectRecord] = {}
+        self.history = self._history()
+
+    def _history(self) -> History:
+        """Versions and Object Lock of the bucket (asked once; nothing when the source keeps no versions)."""
+        protection = self.source.bucket_protection(self.plan.bucket) if self.plan.groups else None
+        self.summary.protection = protection.to_json() if protection else None
+        return History(self, protection)
 
     def _source_keys(self) -> KeyRing:
         """Keys from the source (ListPublicKeys per region, or the evidence's), with the AWS CLI's margins."""
@@ -285,7 +293,9 @@ class Validation:
 
     def _group_records(self, group: Group) -> list[Record]:
         root = group.root(self.plan.prefix)
+        self.history.load(group, root)
         own, foreign = self._list_digests(group, root)
+        own += self.history.deleted_digests(group, own)
         checked = list(bounded_map(self._pool, self._fetch_digest, own, self._window))
         window_start = self._group_window_start(checked)
         for d in checked:
@@ -329,6 +339,7 @@ class Validation:
         self._gaps += reg_found.gaps
         out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
                                    foreign)
+        out += self.history.annotate(out, window_start)
         return out
 
     @staticmethod
@@ -404,27 +415,34 @@ class Validation:
 
     # --- digests -----------------------------------------------------------------------------
 
-    def _fetch_digest(self, lies_at: ObjectRef) -> CheckedDigest:
-        """Fetch and check a digest; a transport failure is retried within bounds, then unverifiable."""
+    def _fetch_digest(self, lies_at: ObjectRef, opener: Callable[[], ObjectStream] | None = None) -> CheckedDigest:
+        """Fetch and check a digest (`opener`: one version of it); a transport failure is retried within bounds,
+        then unverifiable."""
         for attempt in range(READ_ATTEMPTS):
-            result = self._fetch_digest_once(lies_at)
+            result = self._fetch_digest_once(lies_at, opener)
             if result.verdict.reason != "transport_error" or attempt == READ_ATTEMPTS - 1:
                 return result
             time.sleep(RETRY_BACKOFF * (2 ** attempt))
         return result
 
-    def _fetch_digest_once(self, lies_at: ObjectRef) -> CheckedDigest:
+    def _fetch_digest_once(self, lies_at: ObjectRef, opener: Callable[[], ObjectStream] | None = None) -> CheckedDigest:
         original = self.locations.to_original(lies_at)
         name = parse_key(original.key)
         backfill = bool(name and name.backfill)
         try:
-            with self.source.open(lies_at) as stream:
+            with (opener() if opener else self.source.open(lies_at)) as stream:
                 data = _read_capped(stream.chunks(), MAX_DIGEST_BYTES)
                 meta = stream.meta
         except (SourceError, IntegrityError) as exc:
+            if opener is None and isinstance(exc, NotFoundError):
+                recovered = self.history.recover_digest(lies_at)  # deleted: its surviving version, if any
+                if recovered is not None:
+                    return recovered
             verdict = self._read_failure(lies_at, exc, is_digest=True)
             return CheckedDigest(lies_at=lies_at, original=original, verdict=verdict, backfill=backfill)
         result = check_digest(data, meta.metadata, lies_at, original, self.keys, backfill=backfill)
+        if opener is None:
+            self.history.note_meta(meta)
         if result.trusted:
             enc = digest_encryption(meta)
             if enc is not None:
@@ -461,11 +479,13 @@ class Validation:
         else:
             end = name.time if name else None
             start = None
-        return DigestRecord(
+        record = DigestRecord(
             bucket=d.lies_at.bucket, key=d.lies_at.key, region=name.region if name else group.region,
             account_id=name.account_id if name else group.account_id, verdict=d.verdict,
             start_time=start, end_time=end, fingerprint=d.digest.fingerprint if d.digest else None,
             backfill=d.backfill, log_count=len(d.digest.log_files) if d.digest else None)
+        self.history.on_digest_record(record, d)
+        return record
 
     # --- failures to read --------------------------------------------------------------------
 
@@ -511,21 +531,26 @@ class Validation:
         lies_at = self.locations.to_copy(lf.ref)
         name = parse_key(lf.ref.key)
         verdict = self._hash_log(lies_at, lf, name)
-        return LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=d.lies_at.key,
-                         region=name.region if name else None, account_id=name.account_id if name else None)
+        record = LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=d.lies_at.key,
+                           region=name.region if name else None, account_id=name.account_id if name else None)
+        self.history.on_listed_log(record, lf, lies_at)
+        return record
 
-    def _hash_log(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None) -> Verdict:
-        """Hash a log; a transport failure mid-stream restarts the read and the hash, within bounds."""
+    def _hash_log(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None,
+                  opener: Callable[[], ObjectStream] | None = None) -> Verdict:
+        """Hash a log (`opener`: one version of it); a transport failure mid-stream restarts the read and the
+        hash, within bounds."""
         for attempt in range(READ_ATTEMPTS):
-            verdict = self._hash_log_once(lies_at, lf, name)
+            verdict = self._hash_log_once(lies_at, lf, name, opener)
             if verdict.reason != "transport_error" or attempt == READ_ATTEMPTS - 1:
                 return verdict
             time.sleep(RETRY_BACKOFF * (2 ** attempt))
         return verdict
 
-    def _hash_log_once(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None) -> Verdict:
+    def _hash_log_once(self, lies_at: ObjectRef, lf: LogFileRef, name: KeyName | None,
+                       opener: Callable[[], ObjectStream] | None = None) -> Verdict:
         try:
-            stream = self.source.open(lies_at)
+            stream = opener() if opener else self.source.open(lies_at)
         except (SourceError, IntegrityError) as exc:
             return self._read_failure(lies_at, exc, is_digest=False)
         with stream:
@@ -547,6 +572,8 @@ class Validation:
             except SourceError as exc:
                 return self._read_failure(lies_at, exc, is_digest=False)
             meta = stream.meta
+        if opener is None:
+            self.history.note_meta(meta)
         if lf.hash_algorithm not in ("SHA-256", "SHA256"):
             return Verdict(INVALID, "hash_mismatch", f"unsupported hash algorithm {lf.hash_algorithm!r:.40}")
         if actual != lf.hash_value:

@@ -54,15 +54,16 @@ class DigestRecord:
     backfill: bool = False
     log_count: int | None = None
     kind: str = "digest"
+    extra: dict[str, Any] | None = None  # forensic fields where they apply: versions, deleted, rewritten, retention
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        return _with_extra(self.extra, {
             "kind": "digest", "status": self.verdict.status, "reason": self.verdict.reason,
             "bucket": self.bucket, "key": self.key, "region": self.region, "account_id": self.account_id,
             "start_time": format_time(self.start_time), "end_time": format_time(self.end_time),
             "fingerprint": self.fingerprint, "backfill": self.backfill, "log_count": self.log_count,
             "message": self.verdict.message,
-        }
+        })
 
 
 @dataclass(slots=True)
@@ -74,13 +75,21 @@ class LogRecord:
     region: str | None = None
     account_id: str | None = None
     kind: str = "log"
+    extra: dict[str, Any] | None = None  # as DigestRecord.extra
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        return _with_extra(self.extra, {
             "kind": "log", "status": self.verdict.status, "reason": self.verdict.reason,
             "bucket": self.bucket, "key": self.key, "digest_key": self.digest_key,
             "region": self.region, "account_id": self.account_id, "message": self.verdict.message,
-        }
+        })
+
+
+def _with_extra(extra: dict[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:
+    """The contract's fields, then the forensic extensions (never overriding a contract field)."""
+    if extra:
+        base.update({k: v for k, v in extra.items() if k not in base})
+    return base
 
 
 @dataclass(slots=True)
@@ -134,6 +143,7 @@ class Summary:
     interrupted: bool = False
     backfill_digests: Counter = field(default_factory=Counter)
     objects: Counter = field(default_factory=Counter)
+    protection: dict[str, Any] | None = None  # the bucket's versioning and Object Lock, where known
 
     def add(self, record: Record) -> None:
         if isinstance(record, DigestRecord):
@@ -175,6 +185,10 @@ class Summary:
             "gaps": self.gaps,
             "objects": dict(sorted(self.objects.items())),
             "trust": {"public_keys": self.public_keys, "manifest_sha256": self.manifest_sha256},
+            **({"versioning": self.protection.get("versioning"),
+                "object_lock": {"enabled": self.protection.get("object_lock"),
+                                **{k: self.protection.get(k) for k in ("mode", "days", "years")}}}
+               if self.protection else {}),
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
         }

@@ -115,3 +115,83 @@ def test_late_write_is_not_applied_to_a_copy_but_survives_acquisition(world, tmp
     offline = world.validate_evidence(trail, "--check-write-times", path=dest)
     assert offline.problems() == {("log", "warning", "late_write"): 1}
     assert offline.by_key(ref.key)["reason"] == "late_write"
+
+
+# --- versions and delete markers --------------------------------------------------------------------
+
+
+def _tampered_body(body: bytes) -> bytes:
+    doc = orjson.loads(gzip.decompress(body))
+    doc["Records"][0]["sourceIPAddress"] = "203.0.113.66"
+    return gzip.compress(orjson.dumps(doc), mtime=0)
+
+
+def test_versioned_bucket_a_deleted_digest_and_an_overwritten_log_are_told_with_their_history(world):
+    trail = world.deploy(versioning=True)
+    s3 = world.client("s3")
+    digest = trail.digests(region="eu-west-1")[1]
+    listed = [e["s3Object"] for e in trail.digest_doc(digest.ref)["logFiles"]]
+    log = trail.logs(region=R1)[2]
+    s3.delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    s3.put_object(Bucket=log.ref.bucket, Key=log.ref.key, Body=_tampered_body(log.body), ServerSideEncryption="AES256")
+
+    run = world.validate(trail)
+    assert run.exit_code == 1, run.stdout
+    assert run.summary["versioning"] == "Enabled" and run.summary["object_lock"]["enabled"] is False
+
+    d = run.by_key(digest.ref.key)
+    assert (d["status"], d["reason"]) == ("missing", "not_found")  # the history as it stands was altered
+    marker, survivor = d["versions"]
+    assert marker["delete_marker"] and marker["is_latest"] and marker["status"] is None
+    assert d["deleted"] == {"at": marker["last_modified"], "version_id": marker["version_id"]}
+    assert not survivor["delete_marker"] and (survivor["status"], survivor["reason"]) == ("valid", None)
+    assert "deleted at" in d["message"] and survivor["version_id"] in d["message"] and "is valid" in d["message"]
+    assert "rewritten" not in d
+    # the surviving version stands in the chain: no hole, no unknown key, and its log files are checked against it
+    assert [r for r in run.of("digest") if r["key"] is None] == [] and run.of("gap") == []
+    for key in listed:
+        rec = run.by_key(key)
+        assert (rec["status"], rec["digest_key"]) == ("valid", digest.ref.key)
+
+    lg = run.by_key(log.ref.key)
+    assert (lg["status"], lg["reason"], lg["rewritten"]) == ("invalid", "hash_mismatch", True)
+    current, older = lg["versions"]
+    assert current["is_latest"] and (current["status"], current["reason"]) == ("invalid", "hash_mismatch")
+    assert not older["is_latest"] and (older["status"], older["reason"]) == ("valid", None)
+    assert "deleted" not in lg and "rewritten: 2 versions" in lg["message"]
+    assert run.problems() == {("digest", "missing", "not_found"): 1, ("log", "invalid", "hash_mismatch"): 1}
+    # an unversioned run of the same trail gives no history fields at all
+    assert all("versions" not in r for r in run.records if r.get("key") not in (digest.ref.key, log.ref.key))
+
+
+def test_a_deleted_log_keeps_its_status_and_its_surviving_version_is_checked(world):
+    trail = world.deploy(versioning=True)
+    s3 = world.client("s3")
+    log = trail.logs(region="eu-west-1")[1]
+    s3.delete_object(Bucket=log.ref.bucket, Key=log.ref.key)
+    run = world.validate(trail)
+    rec = run.by_key(log.ref.key)
+    assert (rec["status"], rec["reason"]) == ("missing", "not_found") and run.exit_code == 1
+    assert rec["deleted"]["version_id"] == rec["versions"][0]["version_id"]
+    assert rec["versions"][1]["status"] == "valid" and "is valid" in rec["message"]
+
+
+def test_a_deleted_digest_whose_surviving_version_is_forged_is_not_trusted(world):
+    """Two versions under the delete marker: the attacker's forged upload on top of CloudTrail's; the newest
+    surviving version is checked, fails, and does not stand in the chain."""
+    trail = world.deploy(versioning=True, regions=("us-east-1",))
+    s3 = world.client("s3")
+    digest = trail.digests(region=R1)[1]
+    forged = _tampered_body(trail.logs(region=R1)[0].body)  # not a digest at all
+    s3.put_object(Bucket=digest.ref.bucket, Key=digest.ref.key, Body=forged, ServerSideEncryption="AES256",
+                  Metadata=dict(digest.meta.metadata))
+    s3.delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    run = world.validate(trail)
+    d = run.by_key(digest.ref.key)
+    assert (d["status"], d["reason"], d["rewritten"]) == ("missing", "not_found", True)
+    marker, newest, original = d["versions"]
+    assert marker["delete_marker"] and (newest["status"], newest["reason"]) == ("invalid", "invalid_format")
+    assert original["status"] == "valid"  # CloudTrail's own version, checked on its own
+    # its log files lose their coverage (the recovered version is not trusted)
+    for e in trail.digest_doc(digest.ref)["logFiles"]:
+        assert run.by_key(e["s3Object"])["status"] != "valid"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Iterator
 
 from ..core.keys import KeyRing
@@ -41,6 +41,57 @@ class ListedObject:
     etag: str | None = None
     last_modified: datetime | None = None
     storage_class: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One entry of a versioned bucket's history of a key (ListObjectVersions): a version or a delete marker."""
+
+    ref: ObjectRef
+    version_id: str
+    is_latest: bool
+    delete_marker: bool = False
+    last_modified: datetime | None = None
+    size: int | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class BucketProtection:
+    """What the bucket keeps of overwritten and deleted objects: versioning and Object Lock."""
+
+    versioning: str | None = None  # "Enabled" | "Suspended" | None (never enabled)
+    object_lock: bool = False
+    mode: str | None = None  # the default retention: "COMPLIANCE" | "GOVERNANCE"
+    days: int | None = None
+    years: int | None = None
+
+    @property
+    def keeps_versions(self) -> bool:
+        return self.versioning in ("Enabled", "Suspended")
+
+    @property
+    def period(self) -> timedelta | None:
+        if self.days:
+            return timedelta(days=self.days)
+        if self.years:
+            return timedelta(days=365 * self.years)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"versioning": self.versioning, "object_lock": self.object_lock, "mode": self.mode,
+                "days": self.days, "years": self.years}
+
+    @classmethod
+    def from_json(cls, d: Any) -> "BucketProtection | None":
+        if not isinstance(d, dict):
+            return None
+
+        def num(v: Any) -> int | None:
+            return v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 100_000 else None
+        versioning = d.get("versioning") if d.get("versioning") in ("Enabled", "Suspended") else None
+        mode = d.get("mode") if d.get("mode") in ("COMPLIANCE", "GOVERNANCE") else None
+        return cls(versioning, d.get("object_lock") is True, mode, num(d.get("days")), num(d.get("years")))
 
 
 class ObjectStream(ABC):
@@ -93,6 +144,21 @@ class Source(ABC):
 
     def trail_info(self, arn: TrailArn) -> TrailInfo | None:
         return None
+
+    # --- history (optional): sources that know no versions keep these defaults
+
+    def bucket_protection(self, bucket: str) -> BucketProtection | None:
+        """Versioning and Object Lock of the bucket; None when unknown."""
+        return None
+
+    def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
+        """Every version and delete marker under `prefix`, by key (after `key_marker`), newest first per key."""
+        return iter(())
+
+    def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
+        """Open one version of an object. Raises SourceError subclasses (NotFoundError: no such version)."""
+        from ..errors import NotFoundError
+        raise NotFoundError("this source keeps no object versions")
 
     def public_keys(self, regions: list[str], start: datetime | None, end: datetime) -> KeyRing:
         """The public keys for digests delivered from `regions` between `start` (None: all) and `end`."""

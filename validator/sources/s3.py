@@ -37,7 +37,7 @@ from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, FormatError, KmsAccessDeniedError,
                       ListingError, NotFoundError, SourceError, TransportError)
 from ..model import ObjectMeta, ObjectRef, TrailArn, format_time
-from .base import CHUNK, ListedObject, ObjectStream, Source, TrailInfo
+from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 
 try:  # urllib3 is botocore's transport; its errors can surface from a body read
     from urllib3.exceptions import HTTPError as _Urllib3Error
@@ -105,6 +105,10 @@ def meta_from_response(ref: ObjectRef, resp: dict[str, Any]) -> ObjectMeta:
         kms_key_id=resp.get("SSEKMSKeyId"),
         sse_customer_algorithm=resp.get("SSECustomerAlgorithm"),
         metadata={str(k).lower().removeprefix("x-amz-meta-"): str(v) for k, v in md.items()},
+        lock_mode=resp.get("ObjectLockMode") if isinstance(resp.get("ObjectLockMode"), str) else None,
+        lock_until=_utc(resp.get("ObjectLockRetainUntilDate")),
+        legal_hold=resp.get("ObjectLockLegalHoldStatus") if isinstance(resp.get("ObjectLockLegalHoldStatus"), str)
+        else None,
     )
 
 
@@ -299,11 +303,75 @@ class S3Source(Source):
         except BotoCoreError as exc:
             raise ListingError(f"cannot list {where}: {_describe(exc)}") from None
 
+    # --- history: versioning, Object Lock, versions -----------------------------------------
+
+    def bucket_protection(self, bucket: str) -> BucketProtection | None:
+        """GetBucketVersioning and GetObjectLockConfiguration; None (with a problem noted) when refused."""
+        s3 = self._s3(bucket)
+        try:
+            status = s3.get_bucket_versioning(Bucket=bucket).get("Status")
+        except (ClientError, BotoCoreError) as exc:
+            self.problems.append(f"GetBucketVersioning on {bucket} failed ({_describe(exc)}): overwritten and "
+                                 "deleted objects are not looked for in the bucket's versions")
+            return None
+        lock: dict[str, Any] = {}
+        try:
+            lock = s3.get_object_lock_configuration(Bucket=bucket).get("ObjectLockConfiguration") or {}
+        except ClientError as exc:
+            if _error_parts(exc)[0] != "ObjectLockConfigurationNotFoundError":
+                self.problems.append(f"GetObjectLockConfiguration on {bucket} failed ({_describe(exc)})")
+        except BotoCoreError as exc:
+            self.problems.append(f"GetObjectLockConfiguration on {bucket} failed ({_describe(exc)})")
+        default = (lock.get("Rule") or {}).get("DefaultRetention") or {}
+        return BucketProtection.from_json({
+            "versioning": status, "object_lock": lock.get("ObjectLockEnabled") == "Enabled",
+            "mode": default.get("Mode"), "days": default.get("Days") or None, "years": default.get("Years") or None})
+
+    def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        if key_marker:
+            kwargs["KeyMarker"] = key_marker
+        where = f"s3://{bucket}/{prefix}"
+        while True:
+            try:
+                resp = self._s3(bucket).list_object_versions(**kwargs)
+            except (NoCredentialsError, PartialCredentialsError):
+                raise ConfigError(_NO_CREDENTIALS) from None
+            except (ClientError, BotoCoreError) as exc:
+                raise ListingError(f"cannot list the versions of {where}: {_describe(exc)}") from None
+            page = [(v, False) for v in resp.get("Versions") or ()] + [(m, True) for m in resp.get("DeleteMarkers") or ()]
+            entries = []
+            for v, marker in page:
+                key, vid = v.get("Key"), v.get("VersionId")
+                if not isinstance(key, str) or not isinstance(vid, str) or not key.startswith(prefix):
+                    continue
+                entries.append(ObjectVersion(ObjectRef(bucket, key), vid, bool(v.get("IsLatest")), marker,
+                                             _utc(v.get("LastModified")), v.get("Size") if not marker else None,
+                                             _strip_etag(v.get("ETag"))))
+            # S3 lists a key's versions newest first; the two lists boto3 splits them into are merged back
+            epoch = datetime.min.replace(tzinfo=UTC)
+            entries.sort(key=lambda e: (e.ref.key, not e.is_latest, -(e.last_modified or epoch).timestamp()))
+            yield from entries
+            if not resp.get("IsTruncated"):
+                return
+            nk, nv = resp.get("NextKeyMarker"), resp.get("NextVersionIdMarker")
+            if not nk or (nk, nv) == (kwargs.get("KeyMarker"), kwargs.get("VersionIdMarker")):
+                return
+            kwargs["KeyMarker"] = nk
+            if nv:
+                kwargs["VersionIdMarker"] = nv
+            else:
+                kwargs.pop("VersionIdMarker", None)
+
+    def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
+        return self.open(ref, version_id)
+
     # --- objects --------------------------------------------------------------------------
 
-    def open(self, ref: ObjectRef) -> ObjectStream:
+    def open(self, ref: ObjectRef, version_id: str | None = None) -> ObjectStream:
+        extra = {"VersionId": version_id} if version_id else {}
         try:
-            resp = self._s3(ref.bucket).get_object(Bucket=ref.bucket, Key=ref.key)
+            resp = self._s3(ref.bucket).get_object(Bucket=ref.bucket, Key=ref.key, **extra)
         except (NoCredentialsError, PartialCredentialsError):
             raise ConfigError(_NO_CREDENTIALS) from None
         except ClientError as exc:
