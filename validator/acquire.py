@@ -11,7 +11,10 @@ in a recording source that
    KMS key) and the reason, so that the offline verdict is the same;
  - remembers every CloudTrail object it lists, and afterwards copies those near
    the window that the validation did not read (log files no digest lists, other
-   trails' digests in the same folder).
+   trails' digests in the same folder);
+ - in a versioned bucket, keeps the history of every altered key it lists (each
+   version's bytes, each delete marker), so that the offline validation sees the
+   same history.
 
 The manifest is written last, through a temporary name (EvidenceWriter.finish):
 an interrupted acquisition leaves no manifest and never looks complete.
@@ -33,7 +36,8 @@ from .core.keys import KeyRing
 from .errors import ConfigError, NotFoundError, SourceError
 from .model import ObjectMeta, ObjectRef, TrailArn, format_time, parse_key
 from .policy import RunConfig
-from .sources.base import CHUNK, ListedObject, ObjectStream, Source, TrailInfo
+from .history import altered
+from .sources.base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 from .sources.evidence import MANIFEST, EvidenceWriter, object_path
 
 UTC = timezone.utc
@@ -81,6 +85,8 @@ class RecordingSource(Source):
         self.key_entries: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._ref_locks: dict[ObjectRef, threading.Lock] = {}
+        self.versions: dict[tuple[ObjectRef, str], ObjectVersion] = {}  # the altered keys' history, as listed
+        self.acquired_versions: set[tuple[ObjectRef, str]] = set()
 
     @property
     def problems(self) -> list[str]:
@@ -103,6 +109,37 @@ class RecordingSource(Source):
 
     def head(self, ref: ObjectRef) -> ObjectMeta:
         return self.inner.head(ref)
+
+    def bucket_protection(self, bucket: str) -> BucketProtection | None:
+        protection = self.inner.bucket_protection(bucket)
+        if protection is not None:
+            self.writer.buckets[bucket] = protection.to_json()
+        return protection
+
+    def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
+        for versions in altered(self.inner.list_versions(bucket, prefix, key_marker), keep_all=True):
+            if len(versions) > 1 or versions[0].delete_marker:
+                with self._lock:
+                    for v in versions:
+                        if (v.ref, v.version_id) not in self.versions:
+                            self.versions[(v.ref, v.version_id)] = v
+                            self.writer.add_version(v)  # placeholder, in listing order; bytes come on open
+            yield from versions
+
+    def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
+        with self._ref_lock(ref):
+            v = self.versions.get((ref, version_id))
+            if v is None or v.delete_marker or v.is_latest:  # not recorded history, or held by the object's line
+                return self.inner.open_version(ref, version_id)
+            stream = self.inner.open_version(ref, version_id)
+            with stream:
+                try:
+                    entry = self.writer.add_version(v, stream.meta, stream.chunks())
+                except BaseException:
+                    self.writer.add_version(v)
+                    raise
+            self.acquired_versions.add((ref, version_id))
+            return _FileStream(stream.meta, self.writer.root / entry["file"])
 
     def open(self, ref: ObjectRef) -> ObjectStream:
         with self._ref_lock(ref):
@@ -189,9 +226,18 @@ class RecordingSource(Source):
             except SourceError:
                 return False  # recorded as unreadable
 
+        def copy_version(item: tuple[ObjectRef, str]) -> bool:
+            try:
+                self.open_version(*item).close()
+                return True
+            except SourceError:
+                return False
+
+        versions = sorted(k for k, v in self.versions.items()
+                          if not v.delete_marker and not v.is_latest and k not in self.acquired_versions)
         pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="ctv-copy")
         try:
-            return sum(pool.map(copy, todo))
+            return sum(pool.map(copy, todo)) + sum(pool.map(copy_version, versions))
         finally:  # on Ctrl-C, do not wait for the queued copies
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from .errors import SourceError
 from .model import LogFileRef, ObjectMeta, ObjectRef, format_time, parse_key
 from .results import MISSING, DigestRecord, LogRecord, Record, Verdict
 from .sources.base import BucketProtection, ObjectStream, ObjectVersion
@@ -260,6 +259,13 @@ class History:
         rec.extra = extra
 
 
+def altered(versions: Iterator[ObjectVersion], keep_all: bool = False) -> Iterator[list[ObjectVersion]]:
+    """The keys of a version listing, one list each (with `keep_all`, unaltered keys too)."""
+    for group in _by_key(versions):
+        if keep_all or len(group) > 1 or group[0].delete_marker:
+            yield group
+
+
 def _by_key(versions: Iterator[ObjectVersion]) -> Iterator[list[ObjectVersion]]:
     """Consecutive entries of one key, as a list (a listing holds a key's versions together)."""
     current: list[ObjectVersion] = []
@@ -272,4 +278,4 @@ def _by_key(versions: Iterator[ObjectVersion]) -> Iterator[list[ObjectVersion]]:
         yield current
 
 
-__all__ = ["History", "Recovered", "MAX_ALTERED_KEYS", "SourceError"]
+__all__ = ["History", "Recovered", "MAX_ALTERED_KEYS", "altered"]

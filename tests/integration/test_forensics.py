@@ -195,3 +195,41 @@ def test_a_deleted_digest_whose_surviving_version_is_forged_is_not_trusted(world
     # its log files lose their coverage (the recovered version is not trusted)
     for e in trail.digest_doc(digest.ref)["logFiles"]:
         assert run.by_key(e["s3Object"])["status"] != "valid"
+
+
+def _history(run) -> list[tuple]:
+    return sorted((r.get("key"), r.get("status"), r.get("reason"), orjson.dumps(r.get("deleted")),
+                   tuple((v["version_id"], v["delete_marker"], v["status"], v["reason"]) for v in r.get("versions", [])))
+                  for r in run.records if r["kind"] != "gap")
+
+
+def test_acquire_keeps_every_version_and_the_offline_verdicts_match(world, tmp_path):
+    trail = world.deploy(versioning=True)
+    s3 = world.client("s3")
+    digest = trail.digests(region=R1)[2]
+    log = trail.logs(region="eu-west-1")[0]
+    s3.delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    for _ in range(2):  # two rewrites: three versions
+        s3.put_object(Bucket=log.ref.bucket, Key=log.ref.key, Body=_tampered_body(log.body),
+                      ServerSideEncryption="AES256")
+    live = world.validate(trail)
+    dest = tmp_path / "evidence"
+    acq = world.acquire(trail, dest)
+    assert acq.exit_code == 0, acq.stderr
+    lines = [orjson.loads(x) for x in (dest / "manifest.jsonl").read_bytes().splitlines()]
+    header, entries = lines[0], lines[1:]
+    assert header["buckets"][trail.spec.bucket]["versioning"] == "Enabled"
+    of_digest = [e for e in entries if e["key"] == digest.ref.key]
+    assert [(e["is_latest"], e["delete_marker"], e["file"] is None) for e in of_digest] == [
+        (True, True, True), (False, False, False)]  # the marker, then CloudTrail's version with its bytes
+    of_log = [e for e in entries if e["key"] == log.ref.key]
+    assert "is_latest" not in of_log[0] and len(of_log) == 4  # the object's line, then its three versions
+    files = [e["file"] for e in of_log if e["file"] is not None]
+    assert len(set(files)) == len(files) == 3  # the current file and two older versions: none collide
+    assert of_log[1]["is_latest"] and of_log[1]["file"] is None  # the current version: the object's line holds it
+    offline = world.validate_evidence(trail, "--manifest-sha256", acq.stdout.split()[1], path=dest)
+    assert offline.exit_code == live.exit_code == 1
+    assert offline.verdicts() == live.verdicts()
+    assert _history(offline) == _history(live)
+    rec = offline.by_key(log.ref.key)
+    assert rec["rewritten"] and [v["status"] for v in rec["versions"]] == ["invalid", "invalid", "valid"]

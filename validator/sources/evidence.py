@@ -9,6 +9,14 @@ Layout (format `ctvalidate-evidence`, version 1)::
                            storage_class, sse, kms_key_id, sse_customer_algorithm, metadata, error}
       public-keys.json    the public keys, in the shape `aws cloudtrail list-public-keys` prints
       objects/BUCKET/KEY  each object byte for byte (keys that are not safe paths: objects/_/SHA256)
+      objects/_versions/SHA256   older versions of an object, from a versioned bucket
+
+From a versioned bucket, the history of every altered key (overwritten or deleted) follows
+the object's own line: one line per version or delete marker, newest first, with
+`version_id`, `is_latest` and `delete_marker` (a line with `is_latest` is a version line;
+old evidence has none, and validates as before). A version line names its own file, or
+`file: null` for a delete marker and for the current version (the object's line holds it).
+The header's `buckets` records each bucket's versioning and Object Lock configuration.
 
 The SHA-256 of manifest.jsonl is the seal; the manifest is written last, through
 a temporary name, so a directory without it is an interrupted acquisition.
@@ -37,7 +45,7 @@ from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, EvidenceModifiedError, FormatError,
                       KmsAccessDeniedError, NotFoundError, SourceError)
 from ..model import ObjectMeta, ObjectRef, TrailArn, format_time, parse_time
-from .base import CHUNK, ListedObject, ObjectStream, Source, TrailInfo
+from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 
 FORMAT = "ctvalidate-evidence"
 VERSION = 1
@@ -60,6 +68,11 @@ def object_path(bucket: str, key: str) -> str:
     if safe:
         return "objects/" + "/".join(parts)
     return "objects/_/" + hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()
+
+
+def version_path(bucket: str, key: str, version_id: str) -> str:
+    """The file of an older version: named by a hash, so that no key or version id can collide with another."""
+    return "objects/_versions/" + hashlib.sha256(f"{bucket}\0{key}\0{version_id}".encode()).hexdigest()
 
 
 def trail_to_json(t: TrailInfo | None) -> dict[str, Any] | None:
@@ -112,7 +125,13 @@ def meta_to_json(meta: ObjectMeta) -> dict[str, Any]:
         "version_id": meta.version_id, "last_modified": format_time(meta.last_modified),
         "storage_class": meta.storage_class, "sse": meta.sse, "kms_key_id": meta.kms_key_id,
         "sse_customer_algorithm": meta.sse_customer_algorithm, "metadata": dict(meta.metadata),
+        **({"lock_mode": meta.lock_mode, "lock_until": format_time(meta.lock_until), "legal_hold": meta.legal_hold}
+           if meta.lock_mode or meta.legal_hold else {}),
     }
+
+
+def _version_fields(v: ObjectVersion) -> dict[str, Any]:
+    return {"version_id": v.version_id, "is_latest": v.is_latest, "delete_marker": v.delete_marker}
 
 
 # --- writing ------------------------------------------------------------------------
@@ -127,9 +146,32 @@ class EvidenceWriter:
             raise ConfigError(f"{self.root} already holds an evidence directory (manifest.jsonl exists)")
         self.root.mkdir(parents=True, exist_ok=True)
         self._entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self._versions: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (bucket, key) -> vid -> line
+        self.buckets: dict[str, dict[str, Any]] = {}  # bucket -> BucketProtection.to_json()
 
-    def add(self, meta: ObjectMeta, chunks: Iterator[bytes] | list[bytes]) -> dict[str, Any]:
-        rel = object_path(meta.ref.bucket, meta.ref.key)
+    def add_version(self, version: ObjectVersion, meta: ObjectMeta | None = None,
+                    chunks: Iterator[bytes] | list[bytes] | None = None) -> dict[str, Any]:
+        """A version line: with its bytes (an older version), or without (a delete marker, the current one)."""
+        ref = version.ref
+        if chunks is not None and meta is not None:
+            entry = self.add(meta, chunks, rel=version_path(ref.bucket, ref.key, version.version_id), current=False)
+        else:
+            entry = meta_to_json(meta or ObjectMeta(ref=ref, size=version.size, etag=version.etag,
+                                                    last_modified=version.last_modified))
+            entry.update(file=None, sha256=None, error=None)
+        entry.update(_version_fields(version))
+        if entry.get("last_modified") is None:
+            entry["last_modified"] = format_time(version.last_modified)
+        self._versions.setdefault((ref.bucket, ref.key), {})[version.version_id] = entry
+        return entry
+
+    def has_version(self, version: ObjectVersion) -> bool:
+        e = self._versions.get((version.ref.bucket, version.ref.key), {}).get(version.version_id)
+        return e is not None and (e.get("file") is not None or version.delete_marker or version.is_latest)
+
+    def add(self, meta: ObjectMeta, chunks: Iterator[bytes] | list[bytes], rel: str | None = None,
+            current: bool = True) -> dict[str, Any]:
+        rel = rel or object_path(meta.ref.bucket, meta.ref.key)
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         sha = hashlib.sha256()
@@ -143,7 +185,8 @@ class EvidenceWriter:
         os.replace(tmp, path)
         entry = meta_to_json(meta)
         entry.update(file=rel, sha256=sha.hexdigest(), size=size, error=None)
-        self._entries[(meta.ref.bucket, meta.ref.key)] = entry
+        if current:
+            self._entries[(meta.ref.bucket, meta.ref.key)] = entry
         return entry
 
     def add_unreadable(self, meta: ObjectMeta, error: SourceError) -> None:
@@ -164,8 +207,16 @@ class EvidenceWriter:
             "public_keys": {"file": KEYS_FILE, "sha256": hashlib.sha256(keys_bytes).hexdigest()},
             "objects": len(self._entries),
         }
+        if self._versions:
+            header["versions"] = sum(len(v) for v in self._versions.values())
+        if self.buckets:
+            header["buckets"] = dict(sorted(self.buckets.items()))
         lines = [orjson.dumps(header)]
-        lines += [orjson.dumps(self._entries[k]) for k in sorted(self._entries)]
+        for k in sorted(set(self._entries) | set(self._versions)):
+            if k in self._entries:
+                lines.append(orjson.dumps(self._entries[k]))
+            versions = self._versions.get(k, {})
+            lines += [orjson.dumps(e) for e in versions.values()]  # as listed: newest first
         data = b"\n".join(lines) + b"\n"
         tmp = self.root / (MANIFEST + ".part")
         tmp.write_bytes(data)
@@ -184,6 +235,7 @@ class _Entry:
     sha256: str | None
     meta: ObjectMeta
     error: dict[str, Any] | None
+    version: ObjectVersion | None = None  # a version line (versioned bucket)
 
 
 class EvidenceStream(ObjectStream):
@@ -252,12 +304,20 @@ class EvidenceSource(Source):
             raise ConfigError(f"{manifest}: acquired_at is not a time") from exc
         self.trail = trail_from_json(header.get("trail"))
         self._entries: dict[str, dict[str, _Entry]] = {}
+        self._versions: dict[str, dict[str, list[_Entry]]] = {}
         for n, line in enumerate(lines[1:], start=2):
             if not line.strip():
                 continue
             entry = self._parse_entry(line, n)
-            self._entries.setdefault(entry.bucket, {})[entry.key] = entry
+            if entry.version is not None:
+                self._versions.setdefault(entry.bucket, {}).setdefault(entry.key, []).append(entry)
+            else:
+                self._entries.setdefault(entry.bucket, {})[entry.key] = entry
         self._sorted = {b: sorted(e) for b, e in self._entries.items()}
+        self._sorted_versions = {b: sorted(e) for b, e in self._versions.items()}
+        buckets = header.get("buckets")
+        self._protection = ({b: BucketProtection.from_json(p) for b, p in buckets.items() if isinstance(b, str)}
+                            if isinstance(buckets, dict) else {})
         self.problems: list[str] = []
 
     # --- manifest
@@ -293,10 +353,20 @@ class EvidenceSource(Source):
                 kms_key_id=_opt_str(d.get("kms_key_id")),
                 sse_customer_algorithm=_opt_str(d.get("sse_customer_algorithm")),
                 metadata={str(k).lower(): str(v) for k, v in md.items() if isinstance(v, (str, int, float))},
+                lock_mode=_opt_str(d.get("lock_mode")),
+                lock_until=parse_time(d["lock_until"]) if isinstance(d.get("lock_until"), str) else None,
+                legal_hold=_opt_str(d.get("legal_hold")),
             )
+            version = None
+            if "is_latest" in d:
+                vid = d.get("version_id")
+                if not isinstance(vid, str) or not vid or len(vid) > 1024:
+                    raise ValueError("a version line without a version_id")
+                version = ObjectVersion(meta.ref, vid, d.get("is_latest") is True, d.get("delete_marker") is True,
+                                        meta.last_modified, meta.size, meta.etag)
             err = d.get("error")
             return _Entry(bucket, key, _opt_str(d.get("file")), _opt_str(d.get("sha256")), meta,
-                          err if isinstance(err, dict) else None)
+                          err if isinstance(err, dict) else None, version)
         except (orjson.JSONDecodeError, KeyError, ValueError, FormatError) as exc:
             raise ConfigError(f"manifest line {n} is malformed: {exc}") from None
 
@@ -386,6 +456,43 @@ class EvidenceSource(Source):
                              f"not {arn}: that trail's configuration and status are not used")
         return TrailInfo(name=arn.name, home_region=arn.home_region, account_id=arn.account_id, bucket=t.bucket,
                          prefix=t.prefix, bucket_default_key=t.bucket_default_key)
+
+    # --- history kept at acquisition
+
+    def bucket_protection(self, bucket: str) -> BucketProtection | None:
+        return self._protection.get(bucket)
+
+    def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
+        keys = self._sorted_versions.get(bucket, [])
+        lo = bisect.bisect_left(keys, prefix)
+        if key_marker is not None and key_marker >= prefix:
+            lo = bisect.bisect_right(keys, key_marker)
+        for key in keys[lo:]:
+            if not key.startswith(prefix):
+                break
+            for e in self._versions[bucket][key]:
+                assert e.version is not None
+                yield e.version
+
+    def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
+        for e in self._versions.get(ref.bucket, {}).get(ref.key, []):
+            if e.version is None or e.version.version_id != version_id:
+                continue
+            if e.version.delete_marker:
+                raise NotFoundError("a delete marker has no bytes")
+            if e.file is None and e.version.is_latest:
+                current = self._entry(ref)
+                if current.meta.version_id not in (None, version_id):
+                    raise EvidenceModifiedError(f"the current object is version {current.meta.version_id}, "
+                                                f"not {version_id}")
+                return self.open(ref)
+            if e.error is not None:
+                cls = _ERRORS.get(str(e.error.get("reason")), AccessDeniedError)
+                raise cls(f"at acquisition: {e.error.get('message', '')}"[:500])
+            if e.file is None or e.sha256 is None:
+                raise NotFoundError(f"version {version_id} was not acquired")
+            return EvidenceStream(e, self._open_inside(e.file))
+        raise NotFoundError(f"version {version_id} of {ref.uri} is not in the evidence directory")
 
     def public_keys(self, regions: list[str], start: datetime, end: datetime) -> KeyRing:
         ring = KeyRing()
