@@ -233,3 +233,37 @@ def test_acquire_keeps_every_version_and_the_offline_verdicts_match(world, tmp_p
     assert _history(offline) == _history(live)
     rec = offline.by_key(log.ref.key)
     assert rec["rewritten"] and [v["status"] for v in rec["versions"]] == ["invalid", "invalid", "valid"]
+
+
+# --- Object Lock ---------------------------------------------------------------------------------------
+
+
+def test_object_lock_compliance_retention_is_reported_and_says_the_objects_cannot_have_been_rewritten(world):
+    trail = world.deploy(object_lock={"Mode": "COMPLIANCE", "Days": 365}, regions=("us-east-1",))
+    s3 = world.client("s3")
+    log = trail.logs(region=R1)[0]
+    # an upload with its own, weaker retention: GOVERNANCE can be lifted by whoever may bypass it
+    s3.put_object(Bucket=log.ref.bucket, Key=log.ref.key, Body=log.body, ServerSideEncryption="AES256",
+                  ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=trail.acquired_at + timedelta(days=3650))
+    run = world.validate(trail)
+    assert run.summary["versioning"] == "Enabled"
+    assert run.summary["object_lock"] == {"enabled": True, "mode": "COMPLIANCE", "days": 365, "years": None}
+    digest = run.by_key(trail.digests(region=R1)[0].ref.key)
+    ret = digest["retention"]
+    assert (ret["mode"], ret["in_force"], ret["since_write"]) == ("COMPLIANCE", True, True)
+    assert digest["immutable"] is True and "cannot have been rewritten or deleted since it was written" in digest["message"]
+    assert digest["status"] == "valid"
+    rewritten = run.by_key(log.ref.key)
+    assert rewritten["retention"]["mode"] == "GOVERNANCE" and "immutable" not in rewritten
+    assert rewritten["rewritten"] is True and rewritten["versions"][1]["status"] == "valid"
+    others = [r for r in run.of("log") if r["key"] != log.ref.key]
+    assert others and all(r["immutable"] for r in others)
+
+
+def test_without_versioning_no_history_fields_appear(world):
+    trail = world.deploy(regions=("us-east-1",))
+    run = world.validate(trail)
+    assert run.exit_code == 0
+    assert run.summary["versioning"] is None and run.summary["object_lock"]["enabled"] is False
+    assert not [r for r in run.records if {"versions", "deleted", "rewritten", "retention"} & set(r)]
+    assert not world.state.calls_of("ListObjectVersions")
