@@ -144,8 +144,14 @@ class Summary:
     backfill_digests: Counter = field(default_factory=Counter)
     objects: Counter = field(default_factory=Counter)
     protection: dict[str, Any] | None = None  # the bucket's versioning and Object Lock, where known
+    history: Counter = field(default_factory=Counter)  # "deleted", "rewritten", "immutable" records
 
     def add(self, record: Record) -> None:
+        extra = getattr(record, "extra", None)
+        if extra:
+            for name in ("deleted", "rewritten", "immutable"):
+                if extra.get(name):
+                    self.history[name] += 1
         if isinstance(record, DigestRecord):
             self.digests[record.verdict.status] += 1
             if record.backfill:
@@ -189,6 +195,7 @@ class Summary:
                 "object_lock": {"enabled": self.protection.get("object_lock"),
                                 **{k: self.protection.get(k) for k in ("mode", "days", "years")}}}
                if self.protection else {}),
+            **({"history": dict(sorted(self.history.items()))} if self.history else {}),
             "interrupted": self.interrupted,
             "exit_code": self.exit_code,
         }

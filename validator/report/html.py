@@ -93,6 +93,8 @@ class HtmlReporter:
         self.gaps: list[GapRecord] = []
         self.more_gaps = 0
         self.fingerprints: dict[str, list] = {}  # fingerprint -> [digests, set of regions]
+        self.histories: list[tuple[str, str, str, str, dict | None, list]] = []  # altered objects of the bucket
+        self.more_histories = 0
         self.error: str | None = None
 
     # --- the reporter protocol -----------------------------------------------------------------
@@ -113,6 +115,9 @@ class HtmlReporter:
             self._problem(r, account, region, hours)
         for h in hours:
             self._cell(account, region, h, rank, 1, 1 if problem else 0)
+        extra = getattr(r, "extra", None)
+        if extra and any(k in extra for k in ("versions", "deleted", "rewritten")):
+            self._history(r, extra)
         if isinstance(r, DigestRecord) and r.fingerprint:
             seen = self.fingerprints.get(r.fingerprint)
             if seen is None and len(self.fingerprints) < MAX_FINGERPRINTS:
@@ -195,6 +200,17 @@ class HtmlReporter:
         self.problems.append((r.kind, r.verdict.status, r.verdict.reason or "", where, account, region, first, last,
                               _cap(r.verdict.message or "")))
 
+    def _history(self, r: Record, extra: dict) -> None:
+        if len(self.histories) >= MAX_PROBLEMS:
+            self.more_histories += 1
+            return
+        versions = [(str(x.get("version_id")), x.get("last_modified") or "", bool(x.get("is_latest")),
+                     bool(x.get("delete_marker")), x.get("status"), x.get("reason"))
+                    for x in (extra.get("versions") or [])[:100] if isinstance(x, dict)]
+        deleted = extra.get("deleted") if isinstance(extra.get("deleted"), dict) else None
+        self.histories.append((r.kind, f"s3://{r.bucket}/{r.key}", r.verdict.status, r.verdict.reason or "",
+                               deleted, versions))
+
     def _gap(self, g: GapRecord) -> None:
         for h in self._span_hours(g.start_time, g.end_time):
             self._cell(g.account_id, g.region, h, _RANK[GAP], 0, 0)
@@ -218,6 +234,7 @@ class HtmlReporter:
         yield from self._timeline()
         yield from self._problem_table()
         yield from self._gap_table()
+        yield from self._history_table()
         yield from self._run(s)
         yield "</body></html>\n"
 
@@ -408,6 +425,10 @@ class HtmlReporter:
             if e:
                 why = (f"{e.get('event_name')} at {e.get('event_time')} by {e.get('principal_arn')} from "
                        f"{e.get('source_ip')} (event {e.get('event_id')})")
+                r = e.get("restarted_by")
+                if isinstance(r, dict):
+                    why += (f"; restarted by {r.get('event_name')} at {r.get('event_time')} by "
+                            f"{r.get('principal_arn')} from {r.get('source_ip')} (event {r.get('event_id')})")
                 cls = ""
             else:
                 why, cls = "unexplained: no StopLogging, DeleteTrail or UpdateTrail event found", " class=\"warn\""
@@ -418,6 +439,34 @@ class HtmlReporter:
         yield "</tbody></table>"
         if self.more_gaps:
             yield f"<p class=\"more\">{self.more_gaps:,} more gap(s) not listed.</p>"
+        yield "</section>\n"
+
+    def _history_table(self) -> Iterator[str]:
+        if not self.histories:
+            return
+        yield (f"<section><h2>Object history <span class=\"count\">{len(self.histories) + self.more_histories:,}"
+               "</span></h2><p class=\"note\">The bucket keeps versions: these objects were deleted (a delete "
+               "marker on top) or written more than once. CloudTrail writes each object once. Each version is "
+               "checked on its own; the current state decides the status.</p>"
+               "<table class=\"problems history\"><thead><tr><th>object</th><th>status</th><th>deleted</th>"
+               "<th>versions, newest first</th></tr></thead><tbody>\n")
+        for kind, where, status, reason, deleted, versions in self.histories:
+            rows = "".join(
+                f"<tr><td class=\"mono\">{escape(vid)}</td><td class=\"mono\">{escape(str(when))}</td><td>"
+                + ("delete marker" if marker else
+                   f"<span class=\"badge s-{escape(str(st))}\">{escape(str(st))}</span> {escape(str(rs or ''))}"
+                   if st else "not checked")
+                + (" <b>current</b>" if latest else "") + "</td></tr>"
+                for vid, when, latest, marker, st, rs in versions)
+            gone = (f"{escape(str(deleted.get('at')))}<br><span class=\"mono\">marker "
+                    f"{escape(str(deleted.get('version_id')))}</span>" if deleted else "-")
+            yield (f"<tr class=\"r-{escape(status)}\"><td class=\"obj mono\">{escape(kind)}<br>{_object_html(where)}</td>"
+                   f"<td><span class=\"badge s-{escape(status)}\">{escape(status)}</span><br>"
+                   f"<span class=\"mono\">{escape(reason)}</span></td><td>{gone}</td>"
+                   f"<td><table class=\"fp\"><tbody>{rows}</tbody></table></td></tr>\n")
+        yield "</tbody></table>"
+        if self.more_histories:
+            yield f"<p class=\"more\">{self.more_histories:,} more altered object(s) not listed.</p>"
         yield "</section>\n"
 
     def _run(self, s: Summary) -> Iterator[str]:
@@ -440,6 +489,14 @@ class HtmlReporter:
         yield (f"<tr><th>Manifest seal (SHA-256)</th><td class=\"mono\">{escape(seal) if seal else '-'}"
                + (" <span class=\"ok\">(matches --manifest-sha256)</span>" if seal and
                   self.parameters.get("Seal checked") else "") + "</td></tr>")
+        p = getattr(s, "protection", None)
+        if p:
+            from .text import protection_text
+            locked = getattr(s, "history", {}).get("immutable", 0)
+            yield (f"<tr><th>Bucket</th><td{'' if p.get('versioning') else ' class=warn'}>"
+                   f"{escape(protection_text(p).removeprefix('Bucket: '))}"
+                   + (f"; {locked:,} object(s) under COMPLIANCE retention: they cannot have been rewritten"
+                      if locked else "") + "</td></tr>")
         yield "<tr><th>Key fingerprints seen</th><td>"
         if self.fingerprints:
             yield "<table class=\"fp\"><tbody>"

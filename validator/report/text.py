@@ -46,12 +46,15 @@ class TextReporter:
         else:
             assert isinstance(r, LogRecord)
             what, where = "Log file", f"s3://{r.bucket}/{r.key}"
+        notes = history_lines(getattr(r, "extra", None))
+        altered = bool(notes) and any(k in (r.extra or {}) for k in ("versions", "deleted", "rewritten"))
         if v.status == VALID:
-            self._status(f"{what}\t{where}\tvalid", False)
+            # a rewritten object whose current version verifies is still news for an incident responder
+            self._status(f"{what}\t{where}\tvalid" + "".join(notes), altered)
             return
         label = _LABEL[v.status]
         message = _aws_message(r, v.reason, v.message)
-        self._status(f"{what}\t{where}\t{label}: {message}", v.status != PENDING)
+        self._status(f"{what}\t{where}\t{label}: {message}" + "".join(notes), v.status != PENDING or altered)
 
     def finish(self, s: Summary) -> None:
         w = self.out.write
@@ -76,6 +79,12 @@ class TextReporter:
             w(f"\n{s.gaps} gap(s) in the digest chain (logging stopped and restarted)\n")
         if s.objects:
             w(f"{sum(s.objects.values())} stray object(s) in the trail's folders\n")
+        if s.protection:
+            w(protection_text(s.protection) + "\n")
+        if s.history:
+            label = {"deleted": "deleted object(s) with a surviving version", "rewritten": "rewritten object(s)",
+                     "immutable": "object(s) under COMPLIANCE retention"}
+            w("History: " + ", ".join(f"{n} {label.get(k, k)}" for k, n in sorted(s.history.items())) + "\n")
         anchor = {"aws": "public keys from CloudTrail ListPublicKeys", "file": "public keys from --public-keys",
                   "evidence": "public keys stored in the evidence directory (not a trust anchor on their own)"}
         w(f"Trust: {anchor.get(s.public_keys, s.public_keys)}")
@@ -86,6 +95,34 @@ class TextReporter:
             w("Interrupted: the results above are partial.\n")
         self.out.flush()
         self.err.flush()
+
+
+def history_lines(extra: dict | None) -> list[str]:
+    """Indented lines under a record: its deletion, each version's verdict, its retention."""
+    if not extra:
+        return []
+    out = []
+    deleted = extra.get("deleted")
+    if isinstance(deleted, dict):
+        out.append(f"\n\tdeleted at {deleted.get('at')} (delete marker {deleted.get('version_id')})")
+    for x in extra.get("versions") or ():
+        state = "delete marker" if x.get("delete_marker") else (x.get("status") or "not checked") + (
+            f" ({x['reason']})" if x.get("reason") else "")
+        out.append(f"\n\tversion {x.get('version_id')} of {x.get('last_modified')}"
+                   f"{' (current)' if x.get('is_latest') else ''}: {state}")
+    ret = extra.get("retention")
+    if isinstance(ret, dict):
+        out.append(f"\n\tObject Lock {ret.get('mode') or 'legal hold'} until {ret.get('retain_until')}"
+                   + (": cannot have been rewritten" if extra.get("immutable") else ""))
+    return out
+
+
+def protection_text(p: dict) -> str:
+    lock = "Object Lock off"
+    if p.get("object_lock"):
+        period = f"{p['days']} days" if p.get("days") else f"{p['years']} years" if p.get("years") else "no default"
+        lock = f"Object Lock on (default retention {p.get('mode') or 'none'}, {period})"
+    return f"Bucket: versioning {p.get('versioning') or 'never enabled'}; {lock}"
 
 
 def explained_text(e: dict | None) -> str:

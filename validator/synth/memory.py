@@ -9,7 +9,7 @@ from typing import Iterator
 from ..core.keys import KeyRing, parse_key_list
 from ..errors import NotFoundError
 from ..model import ObjectMeta, ObjectRef, TrailArn
-from ..sources.base import CHUNK, ListedObject, ObjectStream, Source, TrailInfo
+from ..sources.base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 from .trail import StoredObject, SyntheticTrail
 
 
@@ -75,3 +75,43 @@ class MemorySource(Source):
 
     def reference_time(self) -> datetime:
         return self.trail.acquired_at
+
+
+class VersionedMemorySource(MemorySource):
+    """A versioned bucket in memory: the trail's objects are the current versions; `older[ref]` lists the
+    versions under them (newest first); `deleted[ref]` puts a delete marker (at that time) on top."""
+
+    def __init__(self, trail: SyntheticTrail, older: dict[ObjectRef, list[StoredObject]] | None = None,
+                 deleted: dict[ObjectRef, datetime] | None = None,
+                 protection: BucketProtection | None = None):
+        super().__init__(trail)
+        self.older = older or {}
+        self.deleted = deleted or {}
+        self.protection = protection or BucketProtection(versioning="Enabled")
+
+    def bucket_protection(self, bucket: str) -> BucketProtection | None:
+        return self.protection
+
+    def _versions(self, ref: ObjectRef) -> list[tuple[ObjectVersion, StoredObject | None]]:
+        out: list[tuple[ObjectVersion, StoredObject | None]] = []
+        if ref in self.deleted:
+            out.append((ObjectVersion(ref, "marker", True, True, self.deleted[ref]), None))
+        current = self.trail.objects.get(ref)
+        if current is not None and ref not in self.deleted:
+            out.append((ObjectVersion(ref, "current", True, False, current.meta.last_modified, current.meta.size),
+                        current))
+        for i, obj in enumerate(self.older.get(ref, [])):
+            out.append((ObjectVersion(ref, f"v{i}", False, False, obj.meta.last_modified, len(obj.body)), obj))
+        return out
+
+    def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
+        refs = {r for r in (*self.trail.objects, *self.older, *self.deleted) if r.bucket == bucket}
+        for ref in sorted(refs):
+            if ref.key.startswith(prefix) and (key_marker is None or ref.key > key_marker):
+                yield from (v for v, _ in self._versions(ref))
+
+    def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
+        for v, obj in self._versions(ref):
+            if v.version_id == version_id and obj is not None:
+                return _Stream(obj)
+        raise NotFoundError(f"no version {version_id} of {ref.uri}")
