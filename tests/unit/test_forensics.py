@@ -78,3 +78,34 @@ def test_stray_objects_are_reported_without_changing_the_trail_verdicts():
     assert len(strays) == 3 and {(r.verdict.status, r.verdict.reason) for r in strays} == {("warning", "stray")}
     assert [r for r in run.records if r.kind in ("digest", "log") and r.verdict.status != "valid"] == []
     assert run.exit_code == 3
+
+
+def _update(params: dict, at: str = "2026-11-02T01:10:00Z", eid: str = "e-1") -> bytes:
+    import orjson
+    return orjson.dumps({"Records": [{"eventName": "UpdateTrail", "eventSource": "cloudtrail.amazonaws.com",
+                                      "eventTime": at, "eventID": eid, "sourceIPAddress": "192.0.2.7",
+                                      "userIdentity": {"arn": "arn:aws:iam::111122223333:user/eve"},
+                                      "requestParameters": {"name": "t", **params}}]})
+
+
+def test_update_trail_explains_a_gap_only_when_it_breaks_the_chain():
+    from datetime import datetime, timezone
+
+    from validator.core.explain import START_EVENTS, STOP_EVENTS, explanation, trail_events
+    arn = "arn:aws:cloudtrail:us-east-1:111122223333:trail/t"
+    start = datetime(2026, 11, 2, 1, 15, tzinfo=timezone.utc)
+    end = start + timedelta(hours=2)
+    off = trail_events(_update({"enableLogFileValidation": False}), "k", "t", arn, STOP_EVENTS)
+    e = explanation(off, [], start, end)
+    assert (e["event_name"], e["principal_arn"], e["changes"]) == ("UpdateTrail", "arn:aws:iam::111122223333:user/eve",
+                                                                  {"enableLogFileValidation": False})
+    moved = trail_events(_update({"s3BucketName": "elsewhere"}), "k", "t", arn, STOP_EVENTS)
+    assert explanation(moved, [], start, end)["changes"] == {"s3BucketName": "elsewhere"}
+    assert trail_events(_update({"isMultiRegionTrail": False}), "k", "t", arn, STOP_EVENTS)
+    # an update that changes nothing of the chain (the SNS topic), or turns validation on, is no stop
+    assert trail_events(_update({"snsTopicName": "alerts"}), "k", "t", arn, STOP_EVENTS) == []
+    assert trail_events(_update({"enableLogFileValidation": True}), "k", "t", arn, STOP_EVENTS) == []
+    # ... but turning validation back on restarts the chain
+    on = trail_events(_update({"enableLogFileValidation": True}, at="2026-11-02T03:00:00Z", eid="e-2"), "k", "t",
+                      arn, START_EVENTS)
+    assert explanation(off, on, start, end)["restarted_by"]["event_id"] == "e-2"

@@ -3,7 +3,10 @@
 A legitimate break is preceded by StopLogging, DeleteTrail or UpdateTrail on
 this trail, and followed by StartLogging, CreateTrail or UpdateTrail. Only
 events from log files that verified are used, so an injected log cannot
-explain a gap away.
+explain a gap away. An UpdateTrail ends a chain only when it disables log file
+validation, moves the bucket or prefix, or turns multi-region off (and restarts
+one when it enables validation or moves the bucket or prefix): an update of,
+say, the SNS topic explains nothing. What it changed is in `changes`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,31 @@ class TrailEvent:
     source_ip: str | None
     event_id: str | None
     log_key: str
+    changes: dict[str, Any] | None = None  # UpdateTrail: the chain-relevant parameters it set
 
     def to_json(self) -> dict[str, Any]:
         from ..model import format_time
-        return {"event_name": self.event_name, "event_time": format_time(self.event_time),
-                "principal_arn": self.principal_arn, "source_ip": self.source_ip, "event_id": self.event_id,
-                "log_key": self.log_key}
+        out = {"event_name": self.event_name, "event_time": format_time(self.event_time),
+               "principal_arn": self.principal_arn, "source_ip": self.source_ip, "event_id": self.event_id,
+               "log_key": self.log_key}
+        if self.changes:
+            out["changes"] = self.changes
+        return out
+
+
+#: UpdateTrail parameters that end a chain, and the values that do (None: any value)
+_BREAKING = {"s3BucketName": None, "s3KeyPrefix": None, "enableLogFileValidation": False, "isMultiRegionTrail": False}
+#: ... and those that start one
+_STARTING = {"s3BucketName": None, "s3KeyPrefix": None, "enableLogFileValidation": True, "isMultiRegionTrail": True}
+
+
+def _update_changes(params: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in wanted.items():
+        if name in params and (value is None or params[name] is value):
+            v = params[name]
+            out[name] = v if isinstance(v, (bool, int)) or v is None else str(v)[:256]
+    return out
 
 
 def _names_trail(params: Any, trail_name: str, trail_arn: str) -> bool:
@@ -64,6 +86,11 @@ def trail_events(log_json: bytes, log_key: str, trail_name: str, trail_arn: str,
             continue
         if not _names_trail(r.get("requestParameters"), trail_name, trail_arn):
             continue
+        changes = None
+        if r["eventName"] == "UpdateTrail":
+            changes = _update_changes(r["requestParameters"], _BREAKING if "StopLogging" in names else _STARTING)
+            if not changes:
+                continue  # an update that neither ends nor starts a chain
         try:
             when = parse_time(r.get("eventTime"))
         except FormatError:
@@ -73,7 +100,8 @@ def trail_events(log_json: bytes, log_key: str, trail_name: str, trail_arn: str,
             event_name=r["eventName"], event_time=when,
             principal_arn=ident.get("arn") if isinstance(ident.get("arn"), str) else None,
             source_ip=r.get("sourceIPAddress") if isinstance(r.get("sourceIPAddress"), str) else None,
-            event_id=r.get("eventID") if isinstance(r.get("eventID"), str) else None, log_key=log_key))
+            event_id=r.get("eventID") if isinstance(r.get("eventID"), str) else None, log_key=log_key,
+            changes=changes))
     return out
 
 
