@@ -303,6 +303,8 @@ def _acquire(req: AcquireRequest, dest: Path, out: IO[str], err: IO[str]) -> int
             err.write(f"ctvalidate: warning: {problem}\n")
         for _ in validation.records():
             pass
+        for problem in validation.history.problems:
+            err.write(f"ctvalidate: warning: {problem}\n")
         lo = req.config.start or validation.oldest_found
         copied = source.copy_unread(lo, validation.window_end, req.config.workers)
         acquired_at = validation.reference_time  # "now" for the verdicts at acquisition, and offline

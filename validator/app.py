@@ -93,6 +93,8 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
         if html is not None:
             _finish_report(html, validation.summary, err, error=str(exc))
         return 2
+    for problem in validation.history.problems:  # found during the run (e.g. versions not listable)
+        err.write(f"ctvalidate: warning: {problem}\n")
     shown.finish(validation.summary)
     if not validation.summary.interrupted and not any(validation.summary.digests.values()) \
             and not any(validation.summary.logs.values()):

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from .errors import SourceError
 from .model import LogFileRef, ObjectMeta, ObjectRef, format_time, parse_key
 from .results import MISSING, DigestRecord, LogRecord, Record, Verdict
 from .sources.base import BucketProtection, ObjectStream, ObjectVersion
@@ -90,21 +91,31 @@ class History:
         self.keys, self.recovered, self.locks = {}, {}, {}
         if not self.enabled:
             return
-        cfg, v = self.v.config, self.v
         margin = timedelta(hours=2)
-        last_day = (v.window_end + margin).strftime("%Y/%m/%d")
         for kind, back in (("CloudTrail-Digest", margin), ("CloudTrail", timedelta(days=1))):
             folder = f"{root}{kind}/{group.region}/"
-            marker = folder + (cfg.start - back).strftime("%Y/%m/%d") if cfg.start else None
-            for versions in _by_key(v.source.list_versions(v.plan.bucket, folder, marker)):
-                if versions[0].ref.key[len(folder):len(folder) + 10] > last_day:
+            try:
+                self._load_folder(folder, back, margin)
+            except SourceError as exc:  # e.g. no s3:ListBucketVersions: the validation goes on without history
+                self.problems.append(f"the versions of s3://{self.v.plan.bucket}/{folder} could not be listed "
+                                     f"({exc}): deleted and overwritten objects there are not looked for")
+                self.keys = {r: x for r, x in self.keys.items() if not r.key.startswith(folder)}
+                self.recovered = {}
+
+    def _load_folder(self, folder: str, back: timedelta, margin: timedelta) -> None:
+        """The altered keys of one folder, from the day the listing starts to the window's end."""
+        cfg, v = self.v.config, self.v
+        last_day = (v.window_end + margin).strftime("%Y/%m/%d")
+        marker = folder + (cfg.start - back).strftime("%Y/%m/%d") if cfg.start else None
+        for versions in _by_key(v.source.list_versions(v.plan.bucket, folder, marker)):
+            if versions[0].ref.key[len(folder):len(folder) + 10] > last_day:
+                break
+            if len(versions) > 1 or versions[0].delete_marker:
+                if len(self.keys) >= MAX_ALTERED_KEYS:
+                    self.problems.append(f"more than {MAX_ALTERED_KEYS} altered objects in {folder}: "
+                                         "the history of the rest is not reported")
                     break
-                if len(versions) > 1 or versions[0].delete_marker:
-                    if len(self.keys) >= MAX_ALTERED_KEYS:
-                        self.problems.append(f"more than {MAX_ALTERED_KEYS} altered objects in {folder}: "
-                                             "the history of the rest is not reported")
-                        break
-                    self.keys[versions[0].ref] = versions
+                self.keys[versions[0].ref] = versions
 
     def deleted_digests(self, group: "Group", listed: list[ObjectRef]) -> list[ObjectRef]:
         """This trail's digests whose current state is a delete marker over a surviving version."""

@@ -15,7 +15,8 @@ request to moto unchanged, except:
   (HEAD still answers: it needs no decryption);
 - SSE-C: a PUT with a customer key is remembered; GET/HEAD without the key are
   refused with 400 as S3 refuses them (moto ignores SSE-C altogether);
-- `state.denied_list_buckets`, `state.denied_list_prefixes`, `state.denied_objects`: 403 AccessDenied;
+- `state.denied_list_buckets`, `state.denied_list_prefixes`, `state.denied_objects`,
+  `state.denied_version_listing` (ListObjectVersions only): 403 AccessDenied;
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
 - `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
@@ -87,6 +88,7 @@ class ProxyState:
     list_page_size: int | None = 5
     rejected_access_keys: set[str] = field(default_factory=set)
     denied_list_prefixes: set[tuple[str, str]] = field(default_factory=set)  # (bucket, key prefix)
+    denied_version_listing: set[str] = field(default_factory=set)  # buckets: ListObjectVersions refused
     kms_message: str = "iam"  # a key of KMS_MESSAGES
     write_times: dict[tuple[str, str, str | None], datetime] = field(default_factory=dict)
     account: str = "111122223333"
@@ -97,7 +99,8 @@ class ProxyState:
         with self.lock:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
-                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times"):
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times",
+                         "denied_version_listing"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -286,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if op in ("ListObjectsV2", "ListObjectVersions"):
             prefix = query.get("prefix", "")
-            if bucket in state.denied_list_buckets or any(
+            if bucket in state.denied_list_buckets or (op == "ListObjectVersions" and bucket in
+                                                       state.denied_version_listing) or any(
                     b == bucket and prefix.startswith(p) for b, p in state.denied_list_prefixes):
                 return self._send(403, _xml_error("AccessDenied", "Access Denied"),
                                   [("Content-Type", "application/xml")])

@@ -267,3 +267,15 @@ def test_without_versioning_no_history_fields_appear(world):
     assert run.summary["versioning"] is None and run.summary["object_lock"]["enabled"] is False
     assert not [r for r in run.records if {"versions", "deleted", "rewritten", "retention"} & set(r)]
     assert not world.state.calls_of("ListObjectVersions")
+
+
+def test_versions_not_listable_is_a_warning_and_the_validation_goes_on(world):
+    trail = world.deploy(versioning=True, regions=("us-east-1",))
+    digest = trail.digests(region=R1)[1]
+    world.client("s3").delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    world.state.denied_version_listing.add(trail.spec.bucket)  # no s3:ListBucketVersions
+    run = world.validate(trail)
+    assert run.exit_code == 1 and run.summary is not None
+    rec = run.by_key(digest.ref.key)
+    assert (rec["status"], rec["reason"]) == ("missing", "not_found") and "versions" not in rec
+    assert "could not be listed" in run.stderr and "CloudTrail-Digest/us-east-1/" in run.stderr
