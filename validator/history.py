@@ -10,7 +10,8 @@ This module, driven by the pipeline through small hooks, per (account, region):
     (several versions, or a delete marker on top): memory follows what was
     altered, not the size of the bucket;
  2. adds the deleted digests of this trail to the digests to check, and recovers a
-    deleted digest from its newest surviving version. The recovered digest takes
+    deleted digest from its newest surviving version that verifies (an attacker's
+    upload before the delete does not hide CloudTrail's own). The recovered digest takes
     its place in the chain: its signature is verified, its chain links are checked
     against its neighbours, and the log files it lists are checked against it
     (coverage is restored), but its record stays `missing`/`not_found`, since the
@@ -139,12 +140,20 @@ class History:
         return Recovered(versions[0], survivor) if survivor else None
 
     def recover_digest(self, lies_at: ObjectRef) -> "CheckedDigest | None":
+        """The newest surviving version that verifies (else the newest), checked as the digest itself."""
         rc = self._recoverable(lies_at)
         if rc is None:
             return None
-        d = self.v._fetch_digest(lies_at, opener=self._opener(lies_at, rc.version))
+        first = None
+        for x in (x for x in self.keys[lies_at] if not x.delete_marker):
+            d = self.v._fetch_digest(lies_at, opener=self._opener(lies_at, x))
+            first = first or (d, x)
+            if d.trusted:
+                break
+        else:
+            d, x = first  # type: ignore[misc]
         with self._lock:
-            self.recovered[lies_at] = rc
+            self.recovered[lies_at] = Recovered(rc.marker, x)
         return d
 
     def _opener(self, ref: ObjectRef, version: ObjectVersion) -> Callable[[], ObjectStream]:

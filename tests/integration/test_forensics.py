@@ -176,24 +176,34 @@ def test_a_deleted_log_keeps_its_status_and_its_surviving_version_is_checked(wor
     assert rec["versions"][1]["status"] == "valid" and "is valid" in rec["message"]
 
 
-def test_a_deleted_digest_whose_surviving_version_is_forged_is_not_trusted(world):
-    """Two versions under the delete marker: the attacker's forged upload on top of CloudTrail's; the newest
-    surviving version is checked, fails, and does not stand in the chain."""
+def test_a_deleted_digest_is_recovered_from_its_newest_version_that_verifies(world):
+    """Under the delete marker of one digest, the attacker's forged upload lies on CloudTrail's version: the
+    original still verifies and stands in the chain. Of another digest, the attacker destroyed CloudTrail's
+    version (DeleteObject with its VersionId) before the delete: only the forgery survives, and it is not
+    trusted."""
     trail = world.deploy(versioning=True, regions=("us-east-1",))
     s3 = world.client("s3")
-    digest = trail.digests(region=R1)[1]
     forged = _tampered_body(trail.logs(region=R1)[0].body)  # not a digest at all
-    s3.put_object(Bucket=digest.ref.bucket, Key=digest.ref.key, Body=forged, ServerSideEncryption="AES256",
-                  Metadata=dict(digest.meta.metadata))
-    s3.delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    a, b = trail.digests(region=R1)[1], trail.digests(region=R1)[3]
+    for d in (a, b):
+        original = s3.head_object(Bucket=d.ref.bucket, Key=d.ref.key)["VersionId"]
+        s3.put_object(Bucket=d.ref.bucket, Key=d.ref.key, Body=forged, ServerSideEncryption="AES256",
+                      Metadata=dict(d.meta.metadata))
+        if d is b:
+            s3.delete_object(Bucket=d.ref.bucket, Key=d.ref.key, VersionId=original)
+        s3.delete_object(Bucket=d.ref.bucket, Key=d.ref.key)
     run = world.validate(trail)
-    d = run.by_key(digest.ref.key)
-    assert (d["status"], d["reason"], d["rewritten"]) == ("missing", "not_found", True)
-    marker, newest, original = d["versions"]
+    ra = run.by_key(a.ref.key)
+    assert (ra["status"], ra["reason"], ra["rewritten"]) == ("missing", "not_found", True)
+    marker, newest, original = ra["versions"]
     assert marker["delete_marker"] and (newest["status"], newest["reason"]) == ("invalid", "invalid_format")
-    assert original["status"] == "valid"  # CloudTrail's own version, checked on its own
-    # its log files lose their coverage (the recovered version is not trusted)
-    for e in trail.digest_doc(digest.ref)["logFiles"]:
+    assert original["status"] == "valid" and original["version_id"] in ra["message"]
+    for e in trail.digest_doc(a.ref)["logFiles"]:  # covered by the recovered original
+        assert run.by_key(e["s3Object"])["status"] == "valid"
+    rb = run.by_key(b.ref.key)
+    assert [v["status"] for v in rb["versions"]] == [None, "invalid"] and "rewritten" not in rb
+    assert "is invalid (invalid_format)" in rb["message"]
+    for e in trail.digest_doc(b.ref)["logFiles"]:  # the forgery covers nothing
         assert run.by_key(e["s3Object"])["status"] != "valid"
 
 
