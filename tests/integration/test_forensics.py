@@ -289,3 +289,24 @@ def test_versions_not_listable_is_a_warning_and_the_validation_goes_on(world):
     rec = run.by_key(digest.ref.key)
     assert (rec["status"], rec["reason"]) == ("missing", "not_found") and "versions" not in rec
     assert "could not be listed" in run.stderr and "CloudTrail-Digest/us-east-1/" in run.stderr
+
+
+# --- stray objects -------------------------------------------------------------------------------------
+
+
+def test_stray_objects_in_the_trail_folders_are_warnings_that_leave_the_trail_verdicts_alone(world):
+    trail = world.deploy(regions=("us-east-1",))
+    s3 = world.client("s3")
+    root = f"AWSLogs/{ACCOUNT}/"
+    log_name = trail.logs(region=R1)[0].ref.key.rsplit("/", 1)[1]
+    strays = [f"{root}CloudTrail/{R1}/2026/11/02/exfil-notes.txt",
+              f"{root}CloudTrail/{R1}/2026/11/05/{log_name}",  # a CloudTrail name in the wrong date folder
+              f"{root}CloudTrail-Digest/{R1}/2026/11/02/backup.json.gz"]
+    for key in strays:
+        s3.put_object(Bucket=trail.spec.bucket, Key=key, Body=b"x", ServerSideEncryption="AES256")
+    run = world.validate(trail)
+    assert run.exit_code == 3
+    assert sorted(r["key"] for r in run.of("object", "warning", "stray")) == sorted(strays)
+    assert run.summary["objects"] == {"warning": 3}
+    assert run.summary["digests"] == {"valid": len(trail.digests())} and run.summary["logs"] == {
+        "valid": len(trail.logs())}
