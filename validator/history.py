@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 #: altered keys kept per group; past it the rest are not looked at (and the run says so)
 MAX_ALTERED_KEYS = 200_000
+#: versions of one key that are kept and checked (the newest); an attacker may write millions
+MAX_VERSIONS_PER_KEY = 100
 #: how close retain-until minus the default retention must be to the write time to count as "since written"
 RETENTION_SLACK = timedelta(days=1)
 
@@ -79,6 +81,7 @@ class History:
         self.keys: dict[ObjectRef, list[ObjectVersion]] = {}
         self.recovered: dict[ObjectRef, Recovered] = {}
         self.locks: dict[ObjectRef, ObjectMeta] = {}
+        self.more_versions: dict[ObjectRef, int] = {}  # versions past MAX_VERSIONS_PER_KEY, per key
         self.problems: list[str] = []
         self._lock = threading.Lock()
 
@@ -89,7 +92,7 @@ class History:
     # --- 1. the group's altered keys ---------------------------------------------------------
 
     def load(self, group: "Group", root: str) -> None:
-        self.keys, self.recovered, self.locks = {}, {}, {}
+        self.keys, self.recovered, self.locks, self.more_versions = {}, {}, {}, {}
         if not self.enabled:
             return
         margin = timedelta(hours=2)
@@ -108,7 +111,7 @@ class History:
         cfg, v = self.v.config, self.v
         last_day = (v.window_end + margin).strftime("%Y/%m/%d")
         marker = folder + (cfg.start - back).strftime("%Y/%m/%d") if cfg.start else None
-        for versions in _by_key(v.source.list_versions(v.plan.bucket, folder, marker)):
+        for versions in _by_key(v.source.list_versions(v.plan.bucket, folder, marker), self.more_versions):
             if versions[0].ref.key[len(folder):len(folder) + 10] > last_day:
                 break
             if len(versions) > 1 or versions[0].delete_marker:
@@ -202,6 +205,9 @@ class History:
                 rc: Recovered | None) -> None:
         extra = rec.extra if rec.extra is not None else {}
         extra["versions"] = [_version_json(x, vd) for x, vd in verdicts]
+        more = self.more_versions.get(ObjectRef(str(rec.bucket), str(rec.key)))
+        if more:
+            extra["more_versions"] = more  # older than the ones listed, not checked
         objects = [x for x, _ in verdicts if not x.delete_marker]
         notes = []
         if rc is not None:
@@ -286,14 +292,19 @@ def altered(versions: Iterator[ObjectVersion], keep_all: bool = False) -> Iterat
             yield group
 
 
-def _by_key(versions: Iterator[ObjectVersion]) -> Iterator[list[ObjectVersion]]:
-    """Consecutive entries of one key, as a list (a listing holds a key's versions together)."""
+def _by_key(versions: Iterator[ObjectVersion],
+            dropped: dict[ObjectRef, int] | None = None) -> Iterator[list[ObjectVersion]]:
+    """Consecutive entries of one key, as a list (a listing holds a key's versions together), at most
+    MAX_VERSIONS_PER_KEY of them (the newest); how many more there were goes into `dropped`."""
     current: list[ObjectVersion] = []
     for x in versions:
         if current and x.ref != current[0].ref:
             yield current
             current = []
-        current.append(x)
+        if len(current) < MAX_VERSIONS_PER_KEY:
+            current.append(x)
+        elif dropped is not None:
+            dropped[x.ref] = dropped.get(x.ref, 0) + 1
     if current:
         yield current
 

@@ -140,3 +140,16 @@ def test_html_report_shows_history_restart_and_bucket(tmp_path):
     assert "Object history" in page and log.ref.key.rsplit("/", 1)[1] in page.split("Object history")[1]
     assert "restarted by StartLogging at t2 by arn:q" in page and "arn:p&lt;b&gt;" in page
     assert "versioning Enabled; Object Lock off" in page
+
+
+def test_versions_of_one_key_are_capped(monkeypatch):
+    from validator import history
+    monkeypatch.setattr(history, "MAX_VERSIONS_PER_KEY", 3)
+    trail = generate()
+    log = T.log_at(trail, R1, 1)
+    original = trail.objects[log.ref]
+    older = [_forged(original) for _ in range(6)] + [StoredObject(original.meta, original.body)]
+    run = run_versioned(trail, older={log.ref: older})
+    j = by_key(run, log.ref.key).to_json()
+    assert [v["version_id"] for v in j["versions"]] == ["current", "v0", "v1"] and j["more_versions"] == 5
+    assert j["status"] == "valid" and j["rewritten"] is True
