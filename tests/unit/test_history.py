@@ -153,3 +153,20 @@ def test_versions_of_one_key_are_capped(monkeypatch):
     j = by_key(run, log.ref.key).to_json()
     assert [v["version_id"] for v in j["versions"]] == ["current", "v0", "v1"] and j["more_versions"] == 5
     assert j["status"] == "valid" and j["rewritten"] is True
+
+
+def test_two_digests_deleted_in_a_row_and_a_cut_tail_are_all_named_by_their_delete_markers():
+    """Without versions the older of two deleted digests has no knowable key (key: null), and a deleted tail
+    is only 'truncated'; the delete markers name every one, and their versions restore the chain."""
+    trail = generate(regions=(R1,), logging_at_end=True, hours=8)
+    digests = [T.digest_at(trail, R1, n) for n in (2, 3, 5, 6, 7)]
+    when = trail.acquired_at - timedelta(minutes=10)
+    older = {d.ref: [trail.objects.pop(d.ref)] for d in digests}
+    plain = run_versioned(trail, protection=BucketProtection(versioning=None))
+    assert {(r.verdict.reason, r.key is None) for r in plain.digests if r.verdict.status == "missing"} >= {
+        ("not_found", True), ("truncated", True)}
+    run = run_versioned(trail, older=older, deleted={d.ref: when for d in digests})
+    missing = [r for r in run.digests if r.verdict.status == "missing"]
+    assert sorted(r.key for r in missing) == sorted(d.ref.key for d in digests)
+    assert all(r.to_json()["versions"][1]["status"] == "valid" for r in missing)
+    assert run.statuses("log") == {"valid": len(trail.logs())}
