@@ -202,6 +202,27 @@ def acquire(dest, trail_arn: TrailArn, s3_bucket, s3_prefix, start_time, end_tim
                                         endpoint_url=endpoint_url, region=client_region, profile=profile)))
 
 
+@main.command()
+@click.option("--trail-arn", required=True, callback=_arn, help="arn:<partition>:cloudtrail:<region>:<account>:trail/<name>")
+@click.option("--s3-bucket", help="the bucket to inspect; default: from DescribeTrails")
+@click.option("--s3-prefix", help="the trail's key prefix; default: from DescribeTrails")
+@click.option("--account-id", help="the member account, for organization trails")
+@click.option("--endpoint-url", help="one endpoint for every AWS service the run calls")
+@click.option("--region", "client_region", help="the client region")
+@click.option("--profile", help="the AWS profile")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--sample", type=click.IntRange(0, 2000), default=20, show_default=True,
+              help="the most recently written objects to HEAD per class and folder (log files and digests per "
+                   "region, other objects in the bucket); 0: every object listed")
+def inspect(trail_arn: TrailArn, s3_bucket, s3_prefix, account_id, endpoint_url, client_region, profile, output,
+            sample) -> None:
+    """Explain a trail: logging, encryption expected and found per object class, object-level logging, limits."""
+    from .inspect import InspectRequest, run_inspect
+    sys.exit(run_inspect(InspectRequest(trail=trail_arn, bucket=s3_bucket, prefix=s3_prefix, account_id=account_id,
+                                        endpoint_url=endpoint_url, region=client_region, profile=profile,
+                                        output=output, sample=sample)))
+
+
 def format_now() -> str:
     return format_time(datetime.now(timezone.utc)) or ""
 

@@ -52,6 +52,16 @@ class ObjectMeta:
     legal_hold: str | None = None  # "ON" | "OFF"
 
 
+@dataclass(frozen=True)
+class BucketEncryption:
+    """A bucket's default encryption: `algorithm` None when none is configured; `error` when it could not be read."""
+
+    algorithm: str | None = None  # "AES256", "aws:kms", "aws:kms:dsse"
+    configured_key: str | None = None  # KMSMasterKeyID as configured (id, alias or ARN)
+    kms_key: str | None = None  # the same resolved to an ARN where DescribeKey allowed it
+    error: str | None = None
+
+
 # --- times -------------------------------------------------------------------
 
 MIN_YEAR, MAX_YEAR = 1970, 2200  # absurd times are refused before any arithmetic can overflow

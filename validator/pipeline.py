@@ -82,6 +82,42 @@ class Plan:
     missing_regions: list[tuple[str, str]] = field(default_factory=list)
 
 
+def plan_locations(source: Source, cfg: RunConfig, info: TrailInfo | None) -> Plan:
+    """Where a run looks: the bucket and prefix (flags over DescribeTrails), and every (account, region)
+    folder found below them, organization layout included. `inspect` shows the same plan."""
+    bucket = cfg.bucket or (info.bucket if info else None)
+    if not bucket:
+        raise ConfigError("no S3 bucket: give --s3-bucket, or allow DescribeTrails for the trail")
+    prefix = normalize_prefix(cfg.prefix if cfg.prefix is not None else (info.prefix if info else ""))
+    base = f"{prefix}AWSLogs/"
+    top = source.list_folders(bucket, base)
+    org_ids = sorted(f for f in top if re.fullmatch(r"o-[a-z0-9]{10,32}", f))
+    is_org = info.is_organization_trail if info is not None else bool(org_ids)
+    roots: list[tuple[str | None, str]] = []
+    if is_org:
+        wanted_orgs = [info.organization_id] if info and info.organization_id else org_ids
+        for org in wanted_orgs:
+            for acct in source.list_folders(bucket, f"{base}{org}/"):
+                if re.fullmatch(ACCOUNT, acct) and (cfg.account_id in (None, acct)):
+                    roots.append((org, acct))
+    else:
+        acct = cfg.account_id or cfg.trail.account_id
+        if acct in top:
+            roots.append((None, acct))
+    groups: list[Group] = []
+    for org, acct in roots:
+        root = Group(acct, "", org).root(prefix)
+        regions = set(source.list_folders(bucket, root + "CloudTrail-Digest/"))
+        regions |= set(source.list_folders(bucket, root + "CloudTrail/"))
+        for region in sorted(r for r in regions if re.fullmatch(REGION, r)):
+            if cfg.regions is None or region in cfg.regions:
+                groups.append(Group(acct, region, org))
+    found_accounts = {g.account_id for g in groups}
+    plan = Plan(bucket=bucket, prefix=prefix, groups=sorted(groups), trail=info)
+    plan.missing_accounts = sorted(a for a in cfg.expect_accounts if a not in found_accounts)
+    return plan
+
+
 class Validation:
     """One validation run over a source. Iterate `records()`; `summary` is complete afterwards."""
 
@@ -133,38 +169,7 @@ class Validation:
     # --- discovery ---------------------------------------------------------------
 
     def _plan(self) -> Plan:
-        cfg, info = self.config, self.trail_info
-        bucket = cfg.bucket or (info.bucket if info else None)
-        if not bucket:
-            raise ConfigError("no S3 bucket: give --s3-bucket, or allow DescribeTrails for the trail")
-        prefix = normalize_prefix(cfg.prefix if cfg.prefix is not None else (info.prefix if info else ""))
-        base = f"{prefix}AWSLogs/"
-        top = self.source.list_folders(bucket, base)
-        org_ids = sorted(f for f in top if re.fullmatch(r"o-[a-z0-9]{10,32}", f))
-        is_org = info.is_organization_trail if info is not None else bool(org_ids)
-        roots: list[tuple[str | None, str]] = []
-        if is_org:
-            wanted_orgs = [info.organization_id] if info and info.organization_id else org_ids
-            for org in wanted_orgs:
-                for acct in self.source.list_folders(bucket, f"{base}{org}/"):
-                    if re.fullmatch(ACCOUNT, acct) and (cfg.account_id in (None, acct)):
-                        roots.append((org, acct))
-        else:
-            acct = cfg.account_id or cfg.trail.account_id
-            if acct in top:
-                roots.append((None, acct))
-        groups: list[Group] = []
-        for org, acct in roots:
-            root = Group(acct, "", org).root(prefix)
-            regions = set(self.source.list_folders(bucket, root + "CloudTrail-Digest/"))
-            regions |= set(self.source.list_folders(bucket, root + "CloudTrail/"))
-            for region in sorted(r for r in regions if re.fullmatch(REGION, r)):
-                if cfg.regions is None or region in cfg.regions:
-                    groups.append(Group(acct, region, org))
-        found_accounts = {g.account_id for g in groups}
-        plan = Plan(bucket=bucket, prefix=prefix, groups=sorted(groups), trail=info)
-        plan.missing_accounts = sorted(a for a in cfg.expect_accounts if a not in found_accounts)
-        return plan
+        return plan_locations(self.source, self.config, self.trail_info)
 
     # --- the run -------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ request to moto unchanged, except:
   refused with 400 as S3 refuses them (moto ignores SSE-C altogether);
 - `state.denied_list_buckets`, `state.denied_list_prefixes`, `state.denied_objects`,
   `state.denied_version_listing` (ListObjectVersions only): 403 AccessDenied;
+- `state.denied_bucket_ops`: (bucket, operation) pairs, e.g. GetBucketEncryption, refused with 403 AccessDenied;
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
 - `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
@@ -89,6 +90,7 @@ class ProxyState:
     rejected_access_keys: set[str] = field(default_factory=set)
     denied_list_prefixes: set[tuple[str, str]] = field(default_factory=set)  # (bucket, key prefix)
     denied_version_listing: set[str] = field(default_factory=set)  # buckets: ListObjectVersions refused
+    denied_bucket_ops: set[tuple[str, str]] = field(default_factory=set)  # (bucket, operation)
     kms_message: str = "iam"  # a key of KMS_MESSAGES
     write_times: dict[tuple[str, str, str | None], datetime] = field(default_factory=dict)
     account: str = "111122223333"
@@ -100,7 +102,7 @@ class ProxyState:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
                          "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times",
-                         "denied_version_listing"):
+                         "denied_version_listing", "denied_bucket_ops"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -282,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
             op = "ListObjectVersions"
         elif self.command == "GET" and "location" in query:
             op = "GetBucketLocation"
+        elif self.command == "GET" and "encryption" in query:
+            op = "GetBucketEncryption"
         else:
             op = f"{self.command} bucket"
         with state.lock:
@@ -304,6 +308,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._relay(status, headers, data)
 
         if not key:
+            if (bucket, op) in state.denied_bucket_ops:
+                return self._send(403, _xml_error("AccessDenied", "Access Denied"),
+                                  [("Content-Type", "application/xml")])
             return self._relay(*self._forward(body))
 
         fault = state.take_fault(self.command, key)

@@ -36,7 +36,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionE
 from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, FormatError, KmsAccessDeniedError,
                       ListingError, NotFoundError, SourceError, TransportError)
-from ..model import ObjectMeta, ObjectRef, TrailArn, format_time
+from ..model import BucketEncryption, ObjectMeta, ObjectRef, TrailArn, format_time
 from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 
 try:  # urllib3 is botocore's transport; its errors can surface from a body read
@@ -517,16 +517,34 @@ class S3Source(Source):
             return None
 
     def _bucket_default_key(self, bucket: str) -> str | None:
+        return self.bucket_encryption(bucket).kms_key  # unknown or SSE-S3: only messages lose a detail
+
+    def bucket_encryption(self, bucket: str) -> BucketEncryption:
+        """The bucket's default encryption (GetBucketEncryption), its KMS key resolved to an ARN where allowed."""
         try:
             conf = self._s3(bucket).get_bucket_encryption(Bucket=bucket)
-        except (ClientError, BotoCoreError):
-            return None  # none configured, or not allowed to ask: only messages lose a detail
+        except (NoCredentialsError, PartialCredentialsError):
+            raise ConfigError(_NO_CREDENTIALS) from None
+        except ClientError as exc:
+            if _error_parts(exc)[0] == "ServerSideEncryptionConfigurationNotFoundError":
+                return BucketEncryption(algorithm=None)  # none configured: S3 applies SSE-S3 since January 2023
+            return BucketEncryption(error=_describe(exc))
+        except BotoCoreError as exc:
+            return BucketEncryption(error=_describe(exc))
         for rule in (conf.get("ServerSideEncryptionConfiguration") or {}).get("Rules") or ():
             default = rule.get("ApplyServerSideEncryptionByDefault") or {}
-            if default.get("SSEAlgorithm") in ("aws:kms", "aws:kms:dsse"):
-                key = default.get("KMSMasterKeyID") or "alias/aws/s3"
-                return self._resolve_kms_key(key, self.bucket_region(bucket))
-        return None
+            algorithm = default.get("SSEAlgorithm")
+            if algorithm in ("aws:kms", "aws:kms:dsse"):
+                configured = default.get("KMSMasterKeyID") or "alias/aws/s3"
+                return BucketEncryption(algorithm=algorithm, configured_key=configured,
+                                        kms_key=self._resolve_kms_key(configured, self.bucket_region(bucket)))
+            if isinstance(algorithm, str):
+                return BucketEncryption(algorithm=algorithm)
+        return BucketEncryption(algorithm=None)
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """The cached client of `service` in `region` (default: the client region), for callers next to this source."""
+        return self._client(service, region)
 
     def _resolve_kms_key(self, key: str, region: str) -> str:
         """A key ARN for an alias or bare id (S3 reports objects' keys as key ARNs); unchanged when unknown."""
