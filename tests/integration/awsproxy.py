@@ -18,6 +18,8 @@ request to moto unchanged, except:
 - `state.denied_list_buckets`, `state.denied_list_prefixes`, `state.denied_objects`,
   `state.denied_version_listing` (ListObjectVersions only): 403 AccessDenied;
 - `state.denied_bucket_ops`: (bucket, operation) pairs, e.g. GetBucketEncryption, refused with 403 AccessDenied;
+- `state.denied_operations`: JSON-protocol operations (CloudTrail, KMS: e.g. DescribeKey, ListTrails) refused
+  with AccessDeniedException, as IAM refuses them;
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
 - `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
@@ -91,6 +93,7 @@ class ProxyState:
     denied_list_prefixes: set[tuple[str, str]] = field(default_factory=set)  # (bucket, key prefix)
     denied_version_listing: set[str] = field(default_factory=set)  # buckets: ListObjectVersions refused
     denied_bucket_ops: set[tuple[str, str]] = field(default_factory=set)  # (bucket, operation)
+    denied_operations: set[str] = field(default_factory=set)  # X-Amz-Target operation names
     kms_message: str = "iam"  # a key of KMS_MESSAGES
     write_times: dict[tuple[str, str, str | None], datetime] = field(default_factory=dict)
     account: str = "111122223333"
@@ -102,7 +105,8 @@ class ProxyState:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
                          "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times",
-                         "denied_version_listing", "denied_bucket_ops"):
+                         "denied_version_listing", "denied_bucket_ops",
+                         "denied_operations"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -226,6 +230,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._s3(state, region, body)
         with state.lock:
             state.calls.append((service, op, region, ""))
+            denied = op in state.denied_operations
+        if denied:
+            return self._json(400, {"__type": "AccessDeniedException", "message": f"User: arn:aws:iam::{state.account}"
+                                    f":user/auditor is not authorized to perform: {service}:{op}"})
         if service == "cloudtrail" and op == "ListPublicKeys":
             return self._list_public_keys(state, region, body)
         if service == "cloudtrail" and op == "GetTrailStatus":

@@ -175,8 +175,9 @@ def test_bucket_encryption_refused_is_unknown_and_exit_3(world):
 
 def test_trails_in_the_region_count_against_five(world):
     trail = world.deploy(regions=("us-east-1",))
-    other_region = world.deploy(regions=("eu-west-1",), home_region="eu-west-1")
+    other_region = world.deploy(regions=("eu-west-1", "us-east-1"), home_region="eu-west-1")  # multi-region
     ct = world.client("cloudtrail")
+    assert other_region.arn in {t["TrailARN"] for t in ct.list_trails()["Trails"]}  # listed here, homed elsewhere
     for i in range(3):
         ct.create_trail(Name=f"extra-{world.suffix}-{i}", S3BucketName=trail.spec.bucket)
     run, doc = inspect(world, trail.arn)
@@ -211,10 +212,89 @@ def test_text_output_reads_as_an_explanation(world):
     assert run.exit_code == 3  # a delivery error
     out = run.stdout
     assert f"Trail {trail.arn}" in out
-    assert "delivery errors: latest_digest_delivery_error: AccessDenied" in out
+    assert "delivery errors: digest delivery: AccessDenied" in out
     assert f"Log files: expected SSE-KMS with {trail.spec.kms_key_arn}: as expected" in out
     assert "Digest files: expected SSE-S3: as expected" in out
     assert f"Other objects: expected SSE-KMS with {trail.spec.bucket_default_key}: as expected" in out
     assert f"digests s3://{trail.spec.bucket}/audit/AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/" in out
     assert "Trails in us-east-1: 1/5" in out
     assert "Result:" in out.splitlines()[-1]
+
+
+def _alias_trail(world):
+    trail = world.deploy(kms_key_arn="create")
+    alias = f"alias/ct-{world.suffix}"
+    world.client("kms").create_alias(AliasName=alias, TargetKeyId=trail.spec.kms_key_arn)
+    world.client("cloudtrail").update_trail(Name=trail.spec.trail_name, KmsKeyId=alias)
+    return trail, alias
+
+
+def test_trail_key_given_as_an_alias_is_resolved_to_the_key_s3_reports(world):
+    trail, alias = _alias_trail(world)
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 0, run.stdout
+    assert (doc["trail"]["kms_key_configured"], doc["trail"]["kms_key_id"]) == (alias, trail.spec.kms_key_arn)
+    assert classes(doc)["log"]["status"] == "as_expected"
+
+
+def test_trail_key_alias_that_cannot_be_resolved_is_not_a_disagreement(world):
+    trail, alias = _alias_trail(world)
+    world.state.denied_operations.add("DescribeKey")
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 3, run.stdout
+    log = classes(doc)["log"]
+    assert log["status"] == "unknown" and log["expected"]["kms_key_id"] == alias
+    assert {(s["status"], s["reason"]) for s in log["samples"]} == {("unverifiable", "key_unresolved")}
+
+
+def test_log_overwritten_with_sse_c_is_foreign_encryption(world):
+    def to_sse_c(trail):
+        obj = trail.logs(region="us-east-1")[0]
+        trail.with_meta(obj.ref, sse=None, kms_key_id=None, sse_customer_algorithm="AES256")
+        to_sse_c.ref = obj.ref
+
+    trail = world.deploy(mutate=to_sse_c, kms_key_arn="create")
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 3, run.stdout
+    flagged = [(s["key"], s["status"], s["reason"]) for s in classes(doc)["log"]["samples"] if s["status"] != "valid"]
+    assert flagged == [(to_sse_c.ref.key, "invalid", "foreign_encryption")]
+
+
+def test_other_object_put_with_explicit_sse_s3_in_a_kms_bucket_is_flagged(world):
+    trail = world.deploy(bucket_default_key="create")
+    put_other(world, trail.spec.bucket, key="a.txt")
+    put_other(world, trail.spec.bucket, key="b.txt", ServerSideEncryption="AES256")
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 3, run.stdout
+    other = {s["key"]: s for s in classes(doc)["other"]["samples"]}
+    assert set(other) == {"a.txt", "b.txt"}
+    assert (other["a.txt"]["status"], other["b.txt"]["status"], other["b.txt"]["reason"]) == \
+        ("valid", "warning", "unexpected_encryption")
+
+
+def test_sample_size_bounds_the_heads(world):
+    trail = world.deploy()
+    for i in range(4):
+        put_other(world, trail.spec.bucket, key=f"other/{i}.txt")
+    run, doc = inspect(world, trail.arn, "--sample", "1")
+    assert run.exit_code == 0, run.stdout
+    heads = world.state.calls_of("HeadObject")
+    assert len(heads) == 2 * 2 + 1  # logs and digests in two regions, one other object
+    c = classes(doc)
+    assert c["log"]["listed"] == {"us-east-1": len(trail.logs(region="us-east-1")),
+                                  "eu-west-1": len(trail.logs(region="eu-west-1"))}
+    assert c["other"]["listed"] == {"bucket": 4}
+    # the trail's folders are skipped by restarting the listing past them, not by reading them
+    listed = [c for c in world.state.calls_of("ListObjectsV2") if c[3] == f"{trail.spec.bucket}/"]
+    assert listed
+
+
+def test_selectors_and_trail_list_refused_are_said_not_fatal(world):
+    trail = world.deploy()
+    world.state.denied_operations.update({"GetEventSelectors", "ListTrails"})
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 0, run.stdout
+    assert "AccessDeniedException" in doc["object_level_logging"]["error"]
+    assert doc["trails_in_region"]["count"] is None and "ListTrails" in doc["trails_in_region"]["error"]
+    text, _ = inspect(world, trail.arn, output="text")
+    assert "Trails in us-east-1: unknown" in text.stdout

@@ -21,7 +21,8 @@ from typing import Any, Iterable, Mapping
 
 from ..model import BucketEncryption, ObjectMeta, ObjectRef
 from ..results import UNVERIFIABLE, VALID, WARNING, Verdict
-from .encryption import SSE_KMS, SSE_S3, EncryptionPolicy, describe, digest_encryption, key_id, log_encryption
+from .encryption import (SSE_KMS, SSE_S3, EncryptionPolicy, describe, digest_encryption, key_id, log_encryption,
+                         unreadable_is_foreign)
 
 LOG, DIGEST, OTHER = "log", "digest", "other"
 CLASSES = (LOG, DIGEST, OTHER)
@@ -85,6 +86,9 @@ def _unresolved(key: str | None) -> bool:
 
 def judge(expected: Expected, meta: ObjectMeta, policy: EncryptionPolicy) -> Verdict:
     """Does one sampled object have what its class should have? The validator's reasons for logs and digests."""
+    if meta.sse_customer_algorithm and expected.object_class in (LOG, DIGEST):
+        # SSE-C: CloudTrail never uses it, and nobody but the writer can read the object (validate: the same)
+        return unreadable_is_foreign(meta, policy, expected.object_class == DIGEST) or Verdict(VALID)
     if expected.object_class == DIGEST:
         return digest_encryption(meta) or Verdict(VALID)
     if expected.object_class == LOG:
@@ -341,8 +345,8 @@ class Inspection:
 
     @property
     def delivery_errors(self) -> list[str]:
-        return [f"{k}: {self.status[k]}" for k in ("latest_delivery_error", "latest_digest_delivery_error")
-                if self.status.get(k)]
+        names = {"latest_delivery_error": "log file delivery", "latest_digest_delivery_error": "digest delivery"}
+        return [f"{label}: {self.status[k]}" for k, label in names.items() if self.status.get(k)]
 
     @property
     def exit_code(self) -> int:
