@@ -24,7 +24,7 @@ from .core.inspect import (CLASSES, DIGEST, LOG, OTHER, ClassReport, Expected, I
                            count_trails, expected_digest, expected_log, expected_other, object_level_logging,
                            sample_of)
 from .errors import ConfigError, SourceError
-from .model import ObjectRef, TrailArn, format_time
+from .model import TrailArn, format_time
 from .pipeline import Group, _encryption_from, plan_locations
 from .policy import RunConfig
 from .sources.base import ListedObject, Source, TrailInfo

@@ -1,7 +1,7 @@
 """`ctvalidate inspect` against the loopback endpoint: encryption expected and found, object-level logging, limits.
 
 moto applies a bucket's default encryption to uploads without encryption headers, as S3 does; the proxy
-adds the trail status fields moto lacks and refuses what a test asks it to (GetBucketEncryption).
+adds the trail status fields moto lacks and refuses what a test asks it to (GetBucketEncryption, DescribeKey, ListTrails).
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-
-from validator.synth.s3writer import create_kms_key
 
 from .conftest import ACCOUNT, run_cli
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from validator.core.encryption import EncryptionPolicy
-from validator.core.inspect import (DIGEST, LOG, OTHER, ClassReport, Inspection, TrailCount, count_trails,
+from validator.core.inspect import (DIGEST, LOG, ClassReport, Inspection, TrailCount, count_trails,
                                     expected_digest, expected_log, expected_other, judge, object_level_logging,
                                     sample_of)
 from validator.inspect import _most_recent, _newest_first, _other_objects

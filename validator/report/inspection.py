@@ -140,7 +140,8 @@ def _verdict(ins: Inspection) -> str:
         parts.append("the bucket's default encryption is unknown")
     if ins.delivery_errors:
         parts.append("CloudTrail reports a delivery error")
-    return "; ".join(parts) or "everything as expected"
+    sampled = sum(statuses.values())
+    return "; ".join(parts) or f"everything as expected ({sampled} object(s) sampled)"
 
 
 def _onoff(v: bool | None) -> str:
