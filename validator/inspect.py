@@ -8,7 +8,8 @@ Sampling: for each (account, region) folder the validator would walk, the `sampl
 digests most recently written (by LastModified, so that a recent re-upload is among them) out of
 the newest SCAN_CAP keys (newest date folders first); and the `sample` most recently written
 objects of the bucket outside any CloudTrail folder (`.../AWSLogs/[ORG/]ACCOUNT/CloudTrail*/`),
-out of the first SCAN_CAP such keys.
+out of the first SCAN_CAP such keys. Objects written in the same second as the last one chosen
+are taken too (see _most_recent).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .policy import RunConfig
 from .sources.base import ListedObject, Source, TrailInfo
 
 SCAN_CAP = 2000  # keys listed per class and folder to find the most recently written ones
+TIE_CAP = 200  # further objects sampled that were written in the same second as the last one chosen
 MAX_GROUPS = 32  # (account, region) folders sampled; an organization may have thousands
 MAX_FOLDER_JUMPS = 200  # listings restarted past CloudTrail folders while looking for other objects
 HEAD_WORKERS = 8
@@ -136,10 +138,19 @@ def _most_recent(objects: Iterator[ListedObject], n: int) -> tuple[list[ListedOb
     """The `n` most recently written of the first SCAN_CAP objects (0: all of them), and how many were listed.
 
     By LastModified, not by name: an old log re-uploaded yesterday is among the most recent writes.
+    LastModified has a resolution of one second: when the n-th and the next were written in the same
+    second, which of them is "newest" is arbitrary, so every object of that second is taken (up to
+    TIE_CAP more). Hourly deliveries rarely share a second; a bulk upload does, and is then sampled whole.
     """
     scanned = list(islice(objects, SCAN_CAP))
     scanned.sort(key=lambda o: (o.last_modified is not None, o.last_modified or 0, o.ref.key), reverse=True)
-    return (scanned[:n] if n else scanned), len(scanned)
+    if not n:
+        return scanned, len(scanned)
+    chosen = scanned[:n]
+    last = chosen[-1].last_modified if chosen else None
+    if last is not None:
+        chosen += list(islice((o for o in scanned[n:] if o.last_modified == last), TIE_CAP))
+    return chosen, len(scanned)
 
 
 def _newest_first(source: Source, bucket: str, folder: str) -> Iterator[ListedObject]:

@@ -12,8 +12,9 @@ from validator.core.encryption import EncryptionPolicy
 from validator.core.inspect import (DIGEST, LOG, ClassReport, Inspection, TrailCount, count_trails,
                                     expected_digest, expected_log, expected_other, judge, object_level_logging,
                                     sample_of)
-from validator.inspect import _most_recent, _newest_first, _other_objects
+from validator.inspect import TIE_CAP, _most_recent, _newest_first, _other_objects
 from validator.model import BucketEncryption, ObjectMeta, ObjectRef
+from validator.sources.base import ListedObject
 from validator.synth import StoredObject, TrailSpec, generate
 from validator.synth.memory import MemorySource
 
@@ -242,3 +243,17 @@ def test_other_objects_skip_every_cloudtrail_folder(trail):
     found, complete = _other_objects(MemorySource(trail), bucket)
     assert complete
     assert [o.ref.key for o in found] == ["0-first.txt", "AWSLogs/111122223333/Config/x.json", "zz/last.txt"]
+
+
+def test_objects_written_in_the_same_second_as_the_last_chosen_are_all_sampled():
+    def listed(key: str, second: int):
+        return ListedObject(ObjectRef("b", key), last_modified=datetime(2026, 11, 3, 8, 0, second, tzinfo=UTC))
+
+    objs = [listed("a", 5), listed("b", 4), listed("c", 4), listed("d", 4), listed("e", 1)]
+    chosen, n = _most_recent(iter(objs), 2)
+    assert n == 5 and [o.ref.key for o in chosen] == ["a", "d", "c", "b"]  # one second: b, c, d are alike
+    chosen, _ = _most_recent(iter(objs), 1)
+    assert [o.ref.key for o in chosen] == ["a"]  # a alone is the newest
+    bulk = [listed(f"k{i:04d}", 7) for i in range(TIE_CAP + 50)]
+    chosen, _ = _most_recent(iter(bulk), 3)
+    assert len(chosen) == 3 + TIE_CAP
