@@ -109,6 +109,14 @@ def inspect_trail(source, req: InspectRequest) -> Inspection:
         classes=classes, logging=logging, trails=trails,
         locations=[_location(plan.bucket, plan.prefix, g) for g in plan.groups], notes=notes)
     inspection.notes += _notes(inspection, info)
+    if not plan.groups and info.latest_digest_delivery is not None and plan.bucket == info.bucket:
+        inspection.anomalies.append(
+            f"GetTrailStatus says a digest was delivered at {format_time(info.latest_digest_delivery)}, but there "
+            f"is no CloudTrail folder of account {req.account_id or arn.account_id} under "
+            f"s3://{plan.bucket}/{plan.prefix}AWSLogs/: deleted, or delivered under another prefix or account")
+    elif not plan.groups:
+        inspection.notes.append(f"no CloudTrail folder under s3://{plan.bucket}/{plan.prefix}AWSLogs/: validate "
+                                "will find nothing to check here (another account, prefix or bucket?)")
     return inspection
 
 

@@ -301,3 +301,15 @@ def test_selectors_and_trail_list_refused_are_said_not_fatal(world):
     assert doc["trails_in_region"]["count"] is None and "ListTrails" in doc["trails_in_region"]["error"]
     text, _ = inspect(world, trail.arn, output="text")
     assert "Trails in us-east-1: unknown" in text.stdout
+
+
+def test_a_bucket_without_the_trails_folders_contradicts_its_status(world):
+    trail = world.deploy()
+    run, doc = inspect(world, trail.arn, "--account-id", "999988887777")
+    assert run.exit_code == 3, run.stdout
+    assert doc["locations"] == [] and "999988887777" in doc["anomalies"][0]
+    assert {c["status"] for c in doc["encryption"] if c["object_class"] != "other"} == {"no_sample"}
+    world.state.trail_status.clear()  # no digest delivered yet: nothing to contradict
+    run, doc = inspect(world, trail.arn, "--account-id", "999988887777")
+    assert run.exit_code == 0 and doc["anomalies"] == []
+    assert any("nothing to check" in n for n in doc["notes"])

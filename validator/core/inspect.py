@@ -342,6 +342,7 @@ class Inspection:
     trails: TrailCount
     locations: list[Location]
     notes: list[str] = field(default_factory=list)
+    anomalies: list[str] = field(default_factory=list)  # what contradicts the trail's own status (exit 3)
 
     @property
     def delivery_errors(self) -> list[str]:
@@ -351,6 +352,6 @@ class Inspection:
     @property
     def exit_code(self) -> int:
         """0 as expected; 3 when something disagrees, could not be checked, or CloudTrail reports a delivery error."""
-        if self.delivery_errors or any(c.status in (DISAGREES, UNKNOWN) for c in self.classes):
+        if self.delivery_errors or self.anomalies or any(c.status in (DISAGREES, UNKNOWN) for c in self.classes):
             return 3
         return 0

@@ -43,6 +43,7 @@ def to_json(ins: Inspection) -> dict[str, Any]:
         "locations": [{"account_id": loc.account_id, "region": loc.region, "organization_id": loc.organization_id,
                        "digests": loc.digests, "logs": loc.logs} for loc in ins.locations],
         "delivery_errors": ins.delivery_errors,
+        "anomalies": ins.anomalies,
         "notes": ins.notes,
         "exit_code": ins.exit_code,
     }
@@ -118,6 +119,10 @@ def write_text(ins: Inspection, out: IO[str]) -> None:
         add(f"  account {loc.account_id}{org}, {loc.region}")
         add(f"    digests {loc.digests}")
         add(f"    logs    {loc.logs}")
+    if ins.anomalies:
+        add("")
+        add("Disagreements with the trail's status:")
+        lines.extend(f"  - {a}" for a in ins.anomalies)
     if ins.notes:
         add("")
         add("Notes:")
@@ -140,6 +145,8 @@ def _verdict(ins: Inspection) -> str:
         parts.append("the bucket's default encryption is unknown")
     if ins.delivery_errors:
         parts.append("CloudTrail reports a delivery error")
+    if ins.anomalies:
+        parts.append("the bucket contradicts the trail's status")
     sampled = sum(statuses.values())
     return "; ".join(parts) or f"everything as expected ({sampled} object(s) sampled)"
 
