@@ -19,16 +19,20 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
+from .core.encryption import EncryptionPolicy
 from .core.inspect import (CLASSES, DIGEST, LOG, OTHER, ClassReport, Expected, Inspection, Location, Sample,
                            count_trails, expected_digest, expected_log, expected_other, object_level_logging,
                            sample_of)
 from .errors import ConfigError, SourceError
 from .model import TrailArn, format_time
-from .pipeline import Group, _encryption_from, plan_locations
+from .pipeline import Group, Plan, _encryption_from, plan_locations
 from .policy import RunConfig
 from .sources.base import ListedObject, Source, TrailInfo
+
+if TYPE_CHECKING:
+    from .sources.s3 import S3Source
 
 SCAN_CAP = 2000  # keys listed per class and folder to find the most recently written ones
 TIE_CAP = 200  # further objects sampled that were written in the same second as the last one chosen
@@ -73,7 +77,7 @@ def run_inspect(req: InspectRequest, out: IO[str] | None = None, err: IO[str] | 
     return inspection.exit_code
 
 
-def inspect_trail(source, req: InspectRequest) -> Inspection:
+def inspect_trail(source: "S3Source", req: InspectRequest) -> Inspection:
     """Read the trail and its bucket through an S3Source; raise ConfigError/SourceError when they cannot be read."""
     from .sources.s3inspect import event_selectors, list_trails
     arn = req.trail
@@ -192,7 +196,7 @@ def _other_objects(source: Source, bucket: str) -> tuple[list[ListedObject], boo
     return found, False
 
 
-def _head(source: Source, expected: Expected, policy, listed: ListedObject, folder: str, region: str | None,
+def _head(source: Source, expected: Expected, policy: EncryptionPolicy, listed: ListedObject, folder: str, region: str | None,
           account: str | None) -> Sample:
     where = dict(folder=folder, region=region, account_id=account, last_modified=listed.last_modified)
     try:
@@ -202,7 +206,7 @@ def _head(source: Source, expected: Expected, policy, listed: ListedObject, fold
     return sample_of(expected, policy, listed.ref, meta, None, **where)
 
 
-def _why_no_sample(cls: str, plan) -> str:
+def _why_no_sample(cls: str, plan: Plan) -> str:
     if cls == OTHER:
         return "no object in the bucket outside the CloudTrail folders"
     if not plan.groups:

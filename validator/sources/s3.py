@@ -160,6 +160,7 @@ class S3Source(Source):
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
         self._bucket_regions: dict[str, str] = {}
+        self._bucket_encryption: dict[str, BucketEncryption] = {}  # asked once per bucket (trail_info, inspect)
         self._region_configured = True  # False: the trail's home region becomes the client region
         self._sse_c: set[ObjectRef] = set()  # objects a GET found to be SSE-C, for head()
         self.problems: list[str] = []  # printed as warnings by the app
@@ -521,6 +522,12 @@ class S3Source(Source):
 
     def bucket_encryption(self, bucket: str) -> BucketEncryption:
         """The bucket's default encryption (GetBucketEncryption), its KMS key resolved to an ARN where allowed."""
+        known = self._bucket_encryption.get(bucket)
+        if known is None:
+            known = self._bucket_encryption[bucket] = self._get_bucket_encryption(bucket)
+        return known
+
+    def _get_bucket_encryption(self, bucket: str) -> BucketEncryption:
         try:
             conf = self._s3(bucket).get_bucket_encryption(Bucket=bucket)
         except (NoCredentialsError, PartialCredentialsError):
