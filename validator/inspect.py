@@ -39,6 +39,7 @@ TIE_CAP = 200  # further objects sampled that were written in the same second as
 MAX_GROUPS = 32  # (account, region) folders sampled; an organization may have thousands
 MAX_FOLDER_JUMPS = 200  # listings restarted past CloudTrail folders while looking for other objects
 HEAD_WORKERS = 8
+MAX_TEXT = 1000  # characters kept of an error text AWS returns
 _YEAR, _MONTH_OR_DAY = re.compile(r"\d{4}"), re.compile(r"\d{2}")
 _TRAIL_FOLDER = re.compile(r"^(.*?AWSLogs/(?:o-[a-z0-9]{10,32}/)?\d{12}/CloudTrail(?:-Digest|-Insight)?/)")
 _LAST_CHAR = "\U0010ffff"  # sorts after every character S3 keys may hold: StartAfter=FOLDER+this skips FOLDER
@@ -233,7 +234,7 @@ def _status_fields(info: TrailInfo) -> dict:
 
     def text(name: str) -> str | None:
         v = status.get(name)
-        return v if isinstance(v, str) and v else None
+        return v[:MAX_TEXT] if isinstance(v, str) and v else None
 
     return {"is_logging": info.is_logging, "log_file_validation": info.log_file_validation,
             "latest_delivery_time": format_time(info.latest_delivery),

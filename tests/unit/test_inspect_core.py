@@ -257,3 +257,21 @@ def test_objects_written_in_the_same_second_as_the_last_chosen_are_all_sampled()
     bulk = [listed(f"k{i:04d}", 7) for i in range(TIE_CAP + 50)]
     chosen, _ = _most_recent(iter(bulk), 3)
     assert len(chosen) == 3 + TIE_CAP
+
+
+def test_text_output_escapes_control_characters_of_hostile_keys():
+    import io
+
+    from validator.report.inspection import write_text
+    e = expected_digest()
+    ref = ObjectRef("b", "AWSLogs/x\nResult: everything as expected (exit 0)")
+    bad = sample_of(e, NO_KEY, ref, meta("aws:kms", CMK1, ref=ref), folder="us-east-1")
+    ins = Inspection("arn", {"home_region": "us-east-1", "is_multi_region": False, "is_organization_trail": False,
+                             "kms_key_id": None}, {"is_logging": True, "log_file_validation": True,
+                                                   "latest_delivery_time": None, "latest_digest_delivery_time": None},
+                     "b", "", KMS_BUCKET, [ClassReport(e, (bad,))], object_level_logging({}), TrailCount("us-east-1"), [])
+    out = io.StringIO()
+    write_text(ins, out)
+    lines = out.getvalue().splitlines()
+    assert sum(line.startswith("Result:") for line in lines) == 1 and lines[-1].endswith("(exit 3)")
+    assert any("x\\x0aResult" in line for line in lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import IO, Any
 
@@ -11,6 +12,7 @@ from ..core.encryption import describe
 from ..core.inspect import DISAGREES, NO_SAMPLE, UNKNOWN, ClassReport, Inspection, S3Scope, Sample
 from ..model import format_time
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CLASS_TITLE = {"log": "Log files", "digest": "Digest files", "other": "Other objects"}
 _STATUS_TEXT = {"as_expected": "as expected", DISAGREES: "DISAGREES", UNKNOWN: "could not be checked",
                 NO_SAMPLE: "no sample"}
@@ -129,7 +131,8 @@ def write_text(ins: Inspection, out: IO[str]) -> None:
         lines.extend(f"  - {n}" for n in ins.notes)
     add("")
     add(f"Result: {_verdict(ins)} (exit {ins.exit_code})")
-    out.write("\n".join(lines) + "\n")
+    # keys, messages and AWS's error texts are hostile: no control character may forge a line of this page
+    out.write("\n".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines) + "\n")
     out.flush()
 
 
