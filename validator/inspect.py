@@ -90,61 +90,84 @@ def inspect_trail(source: "S3Source", req: InspectRequest) -> Inspection:
     plan = plan_locations(source, cfg, info)
     bucket_enc = source.bucket_encryption(plan.bucket)
     policy = replace(_encryption_from(info, cfg), bucket_default_key=bucket_enc.kms_key)
-    expected = {LOG: expected_log(policy), DIGEST: expected_digest(), OTHER: expected_other(bucket_enc)}
     notes = list(source.problems)
-    groups = plan.groups[:MAX_GROUPS]
-    if len(plan.groups) > MAX_GROUPS:
-        notes.append(f"{len(plan.groups)} account/region folders: logs and digests sampled in the first {MAX_GROUPS}")
-    wanted, listed = _wanted(source, plan.bucket, plan.prefix, groups, req.sample, notes)
-    with ThreadPoolExecutor(max_workers=HEAD_WORKERS) as pool:
-        samples = list(pool.map(lambda w: _head(source, expected[w[0]], policy, *w[1:]), wanted))
-    classes = [ClassReport(expected[c], tuple(s for s in samples if s.object_class == c),
-                           None if any(s.object_class == c for s in samples) else _why_no_sample(c, plan),
-                           listed=listed[c])
-               for c in CLASSES]
+    classes = _sampled_classes(source, plan, policy, expected_other(bucket_enc), req.sample, notes)
     resp, error = event_selectors(source, arn)
-    logging = object_level_logging(resp, error)
-    entries, error = list_trails(source, info.home_region)
-    trails = count_trails(entries, info.home_region, arn.account_id)
-    if error:
-        trails = replace(trails, error=error)
+    entries, trails_error = list_trails(source, info.home_region)
+    trails = replace(count_trails(entries, info.home_region, arn.account_id), error=trails_error)
     inspection = Inspection(
         trail_arn=str(info.raw.get("Trail", {}).get("TrailARN") or arn), trail=_trail_fields(info),
         status=_status_fields(info), bucket=plan.bucket, prefix=plan.prefix, bucket_encryption=bucket_enc,
-        classes=classes, logging=logging, trails=trails,
+        classes=classes, logging=object_level_logging(resp, error), trails=trails,
         locations=[_location(plan.bucket, plan.prefix, g) for g in plan.groups], notes=notes)
     inspection.notes += _notes(inspection, info)
-    if not plan.groups and info.latest_digest_delivery is not None and plan.bucket == info.bucket:
-        inspection.anomalies.append(
-            f"GetTrailStatus says a digest was delivered at {format_time(info.latest_digest_delivery)}, but there "
-            f"is no CloudTrail folder of account {req.account_id or arn.account_id} under "
-            f"s3://{plan.bucket}/{plan.prefix}AWSLogs/: deleted, or delivered under another prefix or account")
-    elif not plan.groups:
-        inspection.notes.append(f"no CloudTrail folder under s3://{plan.bucket}/{plan.prefix}AWSLogs/: validate "
-                                "will find nothing to check here (another account, prefix or bucket?)")
+    _no_folders(inspection, plan, info, req.account_id or arn.account_id)
     return inspection
+
+
+def _sampled_classes(source: Source, plan: Plan, policy: EncryptionPolicy, other: Expected, n: int,
+                     notes: list[str]) -> list[ClassReport]:
+    """Each class's expectation, with its HEAD sample judged (HEADs run concurrently)."""
+    expected = {LOG: expected_log(policy), DIGEST: expected_digest(), OTHER: other}
+    groups = plan.groups[:MAX_GROUPS]
+    if len(plan.groups) > MAX_GROUPS:
+        notes.append(f"{len(plan.groups)} account/region folders: logs and digests sampled in the first {MAX_GROUPS}")
+    wanted, listed, errors = _wanted(source, plan.bucket, plan.prefix, groups, n, notes)
+    with ThreadPoolExecutor(max_workers=HEAD_WORKERS) as pool:
+        samples = list(pool.map(lambda w: _head(source, expected[w[0]], policy, *w[1:]), wanted))
+    out = []
+    for c in CLASSES:
+        mine = tuple(s for s in samples if s.object_class == c)
+        out.append(ClassReport(expected[c], mine, None if mine else _why_no_sample(c, plan), listed=listed[c],
+                               errors=tuple(errors[c])))
+    return out
+
+
+def _no_folders(ins: Inspection, plan: Plan, info: TrailInfo, account: str) -> None:
+    """No CloudTrail folder where the trail delivers: a contradiction if its status says it delivered."""
+    if plan.groups:
+        return
+    where = f"s3://{plan.bucket}/{plan.prefix}AWSLogs/"
+    if info.latest_digest_delivery is not None and plan.bucket == info.bucket:
+        ins.anomalies.append(
+            f"GetTrailStatus says a digest was delivered at {format_time(info.latest_digest_delivery)}, but there "
+            f"is no CloudTrail folder of account {account} under {where}: deleted, or delivered under another "
+            "prefix or account")
+    else:
+        ins.notes.append(f"no CloudTrail folder under {where}: validate will find nothing to check here (another "
+                         "account, prefix or bucket?)")
 
 
 Wanted = tuple[str, ListedObject, str, "str | None", "str | None"]  # class, object, folder label, region, account
 
 
-def _wanted(source: Source, bucket: str, prefix: str, groups: list[Group], n: int,
-            notes: list[str]) -> tuple[list[Wanted], dict[str, dict[str, int]]]:
-    """Every object to HEAD; and per class, how many keys each folder listed to choose them from."""
+def _wanted(source: Source, bucket: str, prefix: str, groups: list[Group], n: int, notes: list[str]
+            ) -> tuple[list[Wanted], dict[str, dict[str, int]], dict[str, list[str]]]:
+    """Every object to HEAD; per class, how many keys each folder listed to choose them from, and the
+    folders that could not be listed (their class is then `unknown`, the rest is still sampled)."""
     out: list[Wanted] = []
     listed: dict[str, dict[str, int]] = {LOG: {}, DIGEST: {}, OTHER: {}}
+    errors: dict[str, list[str]] = {LOG: [], DIGEST: [], OTHER: []}
     for g in groups:
         root = g.root(prefix)
         label = g.region if len({x.account_id for x in groups}) == 1 else f"{g.account_id} {g.region}"
         for cls, folder in ((LOG, f"{root}CloudTrail/{g.region}/"), (DIGEST, f"{root}CloudTrail-Digest/{g.region}/")):
-            chosen, listed[cls][label] = _most_recent(_newest_first(source, bucket, folder), n)
+            try:
+                chosen, listed[cls][label] = _most_recent(_newest_first(source, bucket, folder), n)
+            except SourceError as exc:
+                errors[cls].append(f"{label}: {exc}")
+                continue
             out += [(cls, o, label, g.region, g.account_id) for o in chosen]
-    others, complete = _other_objects(source, bucket)
+    try:
+        others, complete = _other_objects(source, bucket)
+    except SourceError as exc:
+        errors[OTHER].append(f"bucket: {exc}")
+        return out, listed, errors
     if not complete:
         notes.append(f"other objects: sampled from the first {len(others)} keys outside the CloudTrail folders")
     chosen, listed[OTHER]["bucket"] = _most_recent(iter(others), n)
     out += [(OTHER, o, "bucket", None, None) for o in chosen]
-    return out, listed
+    return out, listed, errors
 
 
 def _most_recent(objects: Iterator[ListedObject], n: int) -> tuple[list[ListedObject], int]:

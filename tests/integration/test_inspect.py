@@ -155,6 +155,8 @@ def test_unreadable_bucket_is_exit_2(world):
     run, _ = inspect(world, trail.arn)
     assert run.exit_code == 2 and run.stdout == ""
     assert "s3:ListBucket" in run.stderr and len(run.stderr.splitlines()) == 1
+    run, _ = inspect(world, trail.arn, "--s3-bucket", f"no-such-bucket-{world.suffix}")
+    assert run.exit_code == 2 and run.stdout == "" and "does not exist" in run.stderr
 
 
 def test_bucket_encryption_refused_is_unknown_and_exit_3(world):
@@ -313,3 +315,15 @@ def test_a_bucket_without_the_trails_folders_contradicts_its_status(world):
     run, doc = inspect(world, trail.arn, "--account-id", "999988887777")
     assert run.exit_code == 0 and doc["anomalies"] == []
     assert any("nothing to check" in n for n in doc["notes"])
+
+
+def test_a_folder_that_cannot_be_listed_is_unknown_and_the_rest_is_sampled(world):
+    trail = world.deploy()
+    folder = f"AWSLogs/{ACCOUNT}/CloudTrail/eu-west-1/"
+    world.state.denied_list_prefixes.add((trail.spec.bucket, folder))
+    run, doc = inspect(world, trail.arn)
+    assert run.exit_code == 3, run.stdout
+    c = classes(doc)
+    assert c["log"]["status"] == "unknown" and c["log"]["errors"][0].startswith("eu-west-1: cannot list")
+    assert {s["region"] for s in c["log"]["samples"]} == {"us-east-1"}
+    assert c["digest"]["status"] == "as_expected"

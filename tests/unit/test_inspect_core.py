@@ -110,6 +110,8 @@ def test_class_status_and_exit_code():
     assert ClassReport(e, (ok,)).status == "as_expected"
     assert ClassReport(e, (ok, refused)).status == "unknown"
     assert ClassReport(e, (ok, bad, refused)).status == "disagrees"
+    assert ClassReport(e, (ok,), errors=("eu-west-1: cannot list",)).status == "unknown"
+    assert ClassReport(e, errors=("eu-west-1: cannot list",)).status == "unknown"
 
     def inspection(classes, **status):
         return Inspection("arn", {}, status, "b", "", KMS_BUCKET, classes, object_level_logging({}),

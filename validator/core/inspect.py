@@ -154,17 +154,16 @@ class ClassReport:
     samples: tuple[Sample, ...] = ()
     note: str | None = None  # e.g. why there is no sample
     listed: Mapping[str, int] = field(default_factory=dict)  # folder label -> keys the sample was chosen from
+    errors: tuple[str, ...] = ()  # folders that could not be listed
 
     @property
     def status(self) -> str:
-        if not self.samples:
-            return UNKNOWN if self.expected.encryption == "unknown" else NO_SAMPLE
         statuses = {s.verdict.status for s in self.samples}
         if statuses - {VALID, UNVERIFIABLE}:
             return DISAGREES
-        if UNVERIFIABLE in statuses or self.expected.encryption == "unknown":
+        if UNVERIFIABLE in statuses or self.errors or self.expected.encryption == "unknown":
             return UNKNOWN
-        return AS_EXPECTED
+        return AS_EXPECTED if self.samples else NO_SAMPLE
 
 
 # --- 3. object-level logging ------------------------------------------------------------------

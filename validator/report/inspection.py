@@ -55,7 +55,8 @@ def _class_json(c: ClassReport) -> dict[str, Any]:
     e = c.expected
     return {"object_class": e.object_class, "status": c.status,
             "expected": {"encryption": e.encryption, "kms_key_id": e.kms_key, "why": e.why},
-            "samples": [_sample_json(s) for s in c.samples], "listed": dict(c.listed), "note": c.note}
+            "samples": [_sample_json(s) for s in c.samples], "listed": dict(c.listed), "errors": list(c.errors),
+            "note": c.note}
 
 
 def _sample_json(s: Sample) -> dict[str, Any]:
@@ -175,6 +176,8 @@ def _class_text(c: ClassReport, add) -> None:
     e = c.expected
     add(f"  {_CLASS_TITLE[e.object_class]}: expected {e.describe()}: {_STATUS_TEXT[c.status]}")
     add(f"    why: {e.why}")
+    for error in c.errors:
+        add(f"    not sampled: {error}")
     if not c.samples:
         add(f"    {c.note or 'no sample'}")
         return
