@@ -217,6 +217,8 @@ def test_text_output_reads_as_an_explanation(world):
     assert f"Log files: expected SSE-KMS with {trail.spec.kms_key_arn}: as expected" in out
     assert "Digest files: expected SSE-S3: as expected" in out
     assert f"Other objects: expected SSE-KMS with {trail.spec.bucket_default_key}: as expected" in out
+    assert f"x SSE-KMS key {trail.spec.kms_key_arn} (the trail's key)" in out
+    assert f"1 x SSE-KMS key {trail.spec.bucket_default_key} (the bucket's default key)" in out
     assert f"digests s3://{trail.spec.bucket}/audit/AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/" in out
     assert "Trails in us-east-1: 1/5" in out
     assert "Result:" in out.splitlines()[-1]

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 import orjson
 
-from ..core.encryption import describe
+from ..core.encryption import describe, key_id
 from ..core.inspect import DISAGREES, NO_SAMPLE, UNKNOWN, ClassReport, Inspection, S3Scope, Sample
 from ..model import format_time
 
@@ -102,7 +102,7 @@ def write_text(ins: Inspection, out: IO[str]) -> None:
     no_key = 'none ("Encryption: No")'
     add(f"  trail KMS key: {t['kms_key_id'] or no_key}")
     for c in ins.classes:
-        _class_text(c, add)
+        _class_text(c, add, _key_names(ins))
     add("")
     _logging_text(ins, add)
     add("")
@@ -172,7 +172,23 @@ def _bucket_default(ins: Inspection) -> str:
     return "none configured (S3 applies SSE-S3)"
 
 
-def _class_text(c: ClassReport, add) -> None:
+def _key_names(ins: Inspection) -> dict[str, str]:
+    names = {}
+    for key, name in ((ins.bucket_encryption.kms_key, "the bucket's default key"),
+                      (ins.trail.get("kms_key_id"), "the trail's key")):
+        if key:
+            names[key_id(key) or key] = name
+    return names
+
+
+def _found(meta, names: dict[str, str]) -> str:
+    if meta is None:
+        return "unreadable"
+    name = names.get(key_id(meta.kms_key_id) or "") if meta.sse in ("aws:kms", "aws:kms:dsse") else None
+    return describe(meta) + (f" ({name})" if name else "")
+
+
+def _class_text(c: ClassReport, add, names: dict[str, str]) -> None:
     e = c.expected
     add(f"  {_CLASS_TITLE[e.object_class]}: expected {e.describe()}: {_STATUS_TEXT[c.status]}")
     add(f"    why: {e.why}")
@@ -185,7 +201,7 @@ def _class_text(c: ClassReport, add) -> None:
     for s in c.samples:
         by_folder.setdefault(s.folder, []).append(s)
     for folder, samples in by_folder.items():
-        found = Counter(describe(s.meta) if s.meta is not None else "unreadable" for s in samples)
+        found = Counter(_found(s.meta, names) for s in samples)
         summary = ", ".join(f"{n} x {what}" for what, n in found.most_common())
         of = c.listed.get(folder)
         add(f"    {folder}: {len(samples)} sampled" + (f" of {of} listed" if of else "") + f": {summary}")
