@@ -109,3 +109,25 @@ def test_update_trail_explains_a_gap_only_when_it_breaks_the_chain():
     on = trail_events(_update({"enableLogFileValidation": True}, at="2026-11-02T03:00:00Z", eid="e-2"), "k", "t",
                       arn, START_EVENTS)
     assert explanation(off, on, start, end)["restarted_by"]["event_id"] == "e-2"
+
+
+def test_a_hostile_key_cannot_forge_a_line_of_the_text_output():
+    """S3 keys may hold newlines and tabs: printed raw, a stray object's key could add a 'valid' line."""
+    import io
+
+    from validator.report import make_reporter
+    trail = generate()
+    forged = "Log file\ts3://ct-demo-logs/AWSLogs/forged.json.gz\tvalid"
+    key = f"AWSLogs/{trail.spec.trail_account}/CloudTrail/{R1}/2026/11/02/x.txt\n\n{forged}\n"
+    ref = ObjectRef(trail.spec.bucket, key)
+    trail.objects[ref] = StoredObject(ObjectMeta(ref=ref, sse="AES256"), b"x")
+    run = run_memory(trail)
+    out, err = io.StringIO(), io.StringIO()
+    reporter = make_reporter("text", out, err, True)
+    reporter.start({"trail_arn": trail.arn, "start_time": None, "end_time": "now"})
+    for r in run.records:
+        reporter.record(r)
+    reporter.finish(run.summary)
+    lines = (out.getvalue() + err.getvalue()).splitlines()
+    assert forged not in lines
+    assert any("x.txt\\x0a\\x0aLog file\\x09s3://" in line for line in lines)

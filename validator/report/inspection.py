@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import IO, Any
 
@@ -11,8 +10,8 @@ import orjson
 from ..core.encryption import describe, key_id
 from ..core.inspect import DISAGREES, NO_SAMPLE, UNKNOWN, ClassReport, Inspection, S3Scope, Sample
 from ..model import format_time
+from .safe import printable
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CLASS_TITLE = {"log": "Log files", "digest": "Digest files", "other": "Other objects"}
 _STATUS_TEXT = {"as_expected": "as expected", DISAGREES: "DISAGREES", UNKNOWN: "could not be checked",
                 NO_SAMPLE: "no sample"}
@@ -133,7 +132,7 @@ def write_text(ins: Inspection, out: IO[str]) -> None:
     add("")
     add(f"Result: {_verdict(ins)} (exit {ins.exit_code})")
     # keys, messages and AWS's error texts are hostile: no control character may forge a line of this page
-    out.write("\n".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line) for line in lines) + "\n")
+    out.write("\n".join(printable(line) for line in lines) + "\n")
     out.flush()
 
 

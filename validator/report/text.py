@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 from ..model import format_time
+from .safe import printable
 from ..results import INVALID, MISSING, PENDING, VALID, DigestRecord, GapRecord, LogRecord, ObjectRecord, Record, Summary
 
 _LABEL = {INVALID: "INVALID", MISSING: "INVALID", "unverifiable": "UNVERIFIABLE", "warning": "WARNING",
@@ -33,7 +34,7 @@ class TextReporter:
         if isinstance(r, GapRecord):
             line = (f"No log files were delivered by CloudTrail between {format_time(r.start_time)} and "
                     f"{format_time(r.end_time)} ({r.account_id} {r.region})")
-            line += "; " + explained_text(r.explained_by)
+            line += "; " + printable(explained_text(r.explained_by))
             self._status(line, True)
             return
         v = r.verdict
@@ -46,14 +47,15 @@ class TextReporter:
         else:
             assert isinstance(r, LogRecord)
             what, where = "Log file", f"s3://{r.bucket}/{r.key}"
-        notes = history_lines(getattr(r, "extra", None))
+        where = printable(where)
+        notes = ["\n\t" + printable(n[2:]) for n in history_lines(getattr(r, "extra", None))]
         altered = bool(notes) and any(k in (r.extra or {}) for k in ("versions", "deleted", "rewritten"))
         if v.status == VALID:
             # a rewritten object whose current version verifies is still news for an incident responder
             self._status(f"{what}\t{where}\tvalid" + "".join(notes), altered)
             return
         label = _LABEL[v.status]
-        message = _aws_message(r, v.reason, v.message)
+        message = printable(_aws_message(r, v.reason, v.message))
         self._status(f"{what}\t{where}\t{label}: {message}" + "".join(notes), v.status != PENDING or altered)
 
     def finish(self, s: Summary) -> None:
