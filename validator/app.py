@@ -28,6 +28,9 @@ class ValidateRequest:
     verbose: bool = False
     report: str | None = None  # --report FILE.html: also write the self-contained HTML report
     progress: bool = True  # a progress line on stderr, when stderr is a terminal
+    state: str | None = None  # --state FILE: incremental runs (validator.state)
+    state_sha256: str | None = None  # --state-sha256: the state file's hash the previous run printed
+    recheck: bool = False  # --recheck: with --state, fetch and hash everything again
 
 
 def open_source(req: ValidateRequest) -> Source:
@@ -54,13 +57,15 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
     progress = Progress(err, enabled=req.progress)  # draws nothing unless stderr is a terminal
     out, err = progress.guard(out), progress.guard(err)
     html = None
+    state = None
     try:
         source = progress.watch(open_source(req))
         if req.manifest_sha256 and (source.manifest_sha256 or "").lower() != req.manifest_sha256.strip().lower():
             raise ConfigError(f"the evidence manifest hashes to {source.manifest_sha256}, not to the seal "
                               f"{req.manifest_sha256}: the evidence directory was changed")
         keys, origin = load_keys(req)
-        validation = Validation(source, req.config, keys, origin)
+        state = _open_state(req)
+        validation = Validation(source, req.config, keys, origin, state=state, recheck=req.recheck)
         if req.report:
             from .report.html import HtmlReporter, run_parameters
             html = HtmlReporter(req.report, run_parameters(
@@ -69,13 +74,15 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
                         f"live S3 s3://{validation.plan.bucket}/{validation.plan.prefix}"
                         + (f" via {req.endpoint_url}" if req.endpoint_url else "")),
                 **{"Public key files": list(req.public_key_files), "Seal checked": bool(req.manifest_sha256),
-                   "Output": req.output + (", verbose" if req.verbose else "")}))
-    except ConfigError as exc:
+                   "Output": req.output + (", verbose" if req.verbose else ""), "State file": req.state,
+                   "State anchored": bool(req.state_sha256), "Recheck": req.recheck}))
+    except (ConfigError, SourceError) as exc:
+        if state is not None:
+            state.close()
         err.write(f"ctvalidate: error: {exc}\n")
         return 2
-    except SourceError as exc:
-        err.write(f"ctvalidate: error: {exc}\n")
-        return 2
+    if state is not None:
+        _state_notice(state, err)
     for problem in getattr(source, "problems", []):
         err.write(f"ctvalidate: warning: {problem}\n")
     shown = Tee(progress, make_reporter(req.output, out, err, req.verbose))
@@ -88,13 +95,21 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
     except KeyboardInterrupt:
         validation.interrupt()
     except (ConfigError, SourceError) as exc:  # e.g. a folder that cannot be listed: one line, not a traceback
+        if state is not None:
+            state.close()  # the previous state stays as it was
         progress.finish(validation.summary)
         err.write(f"ctvalidate: error: {exc}\n")
         if html is not None:
             _finish_report(html, validation.summary, err, error=str(exc))
         return 2
+    except BaseException:
+        if state is not None:
+            state.close()
+        raise
     for problem in validation.history.problems:  # found during the run (e.g. versions not listable)
         err.write(f"ctvalidate: warning: {problem}\n")
+    if state is not None:
+        _finish_state(state, validation.summary, err)
     shown.finish(validation.summary)
     if not validation.summary.interrupted and not any(validation.summary.digests.values()) \
             and not any(validation.summary.logs.values()):
@@ -105,6 +120,40 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
         _finish_report(html, validation.summary, err)
     source.close()
     return validation.summary.exit_code
+
+
+def _open_state(req: ValidateRequest):
+    if not req.state:
+        return None
+    from .state import StateStore
+    return StateStore.open(req.state, req.state_sha256)
+
+
+def _state_notice(state, err: IO[str]) -> None:
+    if state.created:
+        err.write(f"ctvalidate: note: new state file {state.path}: every object in range is fetched this once\n")
+    elif not state.anchored:
+        err.write(f"ctvalidate: warning: the state file {state.path} is not anchored: give --state-sha256 with "
+                  "the hash the previous run printed, so that a replaced state file is refused\n")
+
+
+def _finish_state(state, summary, err: IO[str]) -> None:
+    """Commit this run's updates (not when interrupted: the previous state stays) and print the anchor."""
+    if summary.interrupted:
+        state.close()
+        summary.state_sha256 = state.previous_sha256
+        err.write(f"ctvalidate: interrupted: the state file {state.path} is unchanged"
+                  + (f" (SHA-256 {state.previous_sha256})" if state.previous_sha256 else "") + "\n")
+        return
+    try:
+        summary.state_sha256 = state.commit()
+    except Exception as exc:  # the verdict stands; the state is not updated, and that is said
+        state.close()
+        summary.state_sha256 = state.previous_sha256
+        err.write(f"ctvalidate: error: the state file {state.path} could not be updated: {exc}\n")
+        return
+    err.write(f"ctvalidate: state {state.path} SHA-256 {summary.state_sha256} "
+              "(record it; the next run takes it as --state-sha256)\n")
 
 
 def _finish_report(html, summary, err: IO[str], error: str | None = None) -> None:

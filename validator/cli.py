@@ -102,15 +102,22 @@ def main() -> None:
 @click.option("--report", "report", type=click.Path(dir_okay=False),
               help="also write a self-contained HTML report (timeline, problems, parameters) to this file")
 @click.option("--no-progress", is_flag=True, help="no progress line on stderr (it is shown only on a terminal)")
+@click.option("--state", "state", type=click.Path(dir_okay=False),
+              help="SQLite state of verified objects: the next run fetches only what is new or changed")
+@click.option("--state-sha256", help="with --state: the state file's SHA-256 the previous run printed (else refused)")
+@click.option("--recheck", is_flag=True, help="with --state: fetch and hash every object again")
 def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, account_id, verbose, source_dir,
              public_keys, manifest_sha256, regions, expect_regions, expect_accounts, copy_of, endpoint_url,
              client_region, profile, output, workers, check_write_times, write_time_tolerance,
-             require_explained_gaps, backfill_horizon, expect_log_keys, report, no_progress) -> None:
+             require_explained_gaps, backfill_horizon, expect_log_keys, report, no_progress, state, state_sha256,
+             recheck) -> None:
     """Validate a trail's digests and log files (live S3, or an evidence directory with --source)."""
     if start_time and end_time and start_time > end_time:
         raise click.UsageError("--start-time must be before --end-time")
     if manifest_sha256 and not source_dir:
         raise click.UsageError("--manifest-sha256 goes with --source")
+    if (state_sha256 or recheck) and not state:
+        raise click.UsageError("--state-sha256 and --recheck go with --state")
     config = RunConfig(
         trail=trail_arn, start=start_time, end=end_time, bucket=s3_bucket, prefix=s3_prefix,
         account_id=account_id, regions=_csv(regions) or None, expect_regions=_csv(expect_regions),
@@ -123,7 +130,7 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
     request = ValidateRequest(config=config, source_dir=source_dir, public_key_files=tuple(public_keys),
                               manifest_sha256=manifest_sha256, endpoint_url=endpoint_url, region=client_region,
                               profile=profile, output=output, verbose=verbose, report=report,
-                              progress=not no_progress)
+                              progress=not no_progress, state=state, state_sha256=state_sha256, recheck=recheck)
     sys.exit(run_validate(request))
 
 

@@ -29,12 +29,14 @@ from .core.keys import KeyRing
 from .core.verify import MAX_DIGEST_UNCOMPRESSED, CheckedDigest, check_digest
 from .errors import (ConfigError, EvidenceModifiedError, IntegrityError, KmsAccessDeniedError, NotFoundError,
                      SourceError)
+from .incremental import Incremental
 from .model import ACCOUNT, REGION, KeyName, LogFileRef, ObjectMeta, ObjectRef, format_time, normalize_prefix, parse_key
 from .policy import IdentityMap, LocationMap, RunConfig
 from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
                       ObjectRecord, Record, Summary, Verdict)
 from .history import History
 from .sources.base import ObjectStream, Source, TrailInfo
+from .state import StateStore
 
 UTC = timezone.utc
 LIST_MARGIN = timedelta(hours=2)
@@ -122,8 +124,10 @@ class Validation:
     """One validation run over a source. Iterate `records()`; `summary` is complete afterwards."""
 
     def __init__(self, source: Source, config: RunConfig, keys: KeyRing | None, key_origin: str | None,
-                 encryption: EncryptionPolicy | None = None, now: datetime | None = None):
-        self.source = source
+                 encryption: EncryptionPolicy | None = None, now: datetime | None = None,
+                 state: "StateStore | None" = None, recheck: bool = False):
+        self.incremental = Incremental(self, state, recheck) if state is not None else None
+        self.source = self.incremental.observe(source) if self.incremental else source
         self.config = config
         self.keys = keys
         self.now = now or datetime.now(UTC)
@@ -135,6 +139,9 @@ class Validation:
         self.trail_info = source.trail_info(config.trail)
         self.encryption = encryption or _encryption_from(self.trail_info, config)
         self.plan = self._plan()
+        if self.incremental:
+            self.incremental.bind()
+            self.summary.state_used = True
         if keys is None:
             keys, key_origin = self._source_keys(), source.key_origin
             self.summary.public_keys = key_origin
@@ -230,15 +237,21 @@ class Validation:
             gap.explained_by = explanation(stops, starts, gap.start_time, gap.end_time)
 
     def _read_log_json(self, lies_at: ObjectRef) -> bytes | None:
+        kept = self.incremental.log_json(lies_at) if self.incremental else None
+        if kept is not None:  # --state: the control events of a log file unchanged since it was verified
+            return kept
         try:
             with self.source.open(lies_at) as stream:
                 hasher = GunzipSha256(max_output=MAX_LOG_JSON, keep_output=True)
                 for chunk in stream.chunks():
                     hasher.update(chunk)
                 hasher.finish()
-                return hasher.output()
+                raw = hasher.output()
         except (SourceError, IntegrityError):
             return None
+        if self.incremental:
+            self.incremental.keep_log_json(lies_at, raw)
+        return raw
 
     def _gap_records(self) -> Iterator[GapRecord]:
         """Gaps, with an explanation found in another region of the account shared where the spans meet."""
@@ -278,6 +291,8 @@ class Validation:
                 yield DigestRecord(bucket=None, key=None, region=region, account_id=acct,
                                    verdict=Verdict(MISSING, "region_missing", message),
                                    start_time=self.config.start, end_time=self.window_end)
+        if self.incremental:  # --state: chains the state vouched for, whose folders are gone
+            yield from self.incremental.vanished_chains(already=set(expected))
 
     def _implied_home_chain(self) -> tuple[str, str] | None:
         """The (account, home region) chain the trail's own status implies: it delivered a digest inside the
@@ -301,7 +316,10 @@ class Validation:
         self.history.load(group, root)
         own, foreign = self._list_digests(group, root)
         own += self.history.deleted_digests(group, own)
-        checked = list(bounded_map(self._pool, self._fetch_digest, own, self._window))
+        known = self.incremental.digests(own) if self.incremental else None  # --state: unchanged ones, no GET
+        checked = list(bounded_map(self._pool, self._fetch_digest, known.fetch if known else own, self._window))
+        if known:
+            checked = known.merge(checked)
         window_start = self._group_window_start(checked)
         for d in checked:
             d.in_range = self._in_range(d, window_start)
@@ -338,13 +356,20 @@ class Validation:
                 for lf in d.digest.log_files:
                     listed.setdefault(lf.ref, (lf, d))
         to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
-        log_records = list(bounded_map(self._pool, self._check_listed_log, to_hash, self._window))
+        known_logs = self.incremental.logs(to_hash, self._log_listing(group, root, window_start)) \
+            if self.incremental else None
+        log_records = list(bounded_map(self._pool, self._check_listed_log, known_logs.fetch if known_logs else to_hash,
+                                       self._window))
+        if known_logs:
+            log_records = known_logs.merge(log_records)
         out += log_records
         self._explain_gaps(reg_found.gaps, log_records)
         self._gaps += reg_found.gaps
         out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
                                    foreign)
         out += self.history.annotate(out, window_start)
+        if self.incremental:  # --state: what it recorded verified that is gone now
+            out += self.incremental.after_group(self._log_listing(group, root, window_start)[0], window_start, out)
         return out
 
     @staticmethod
@@ -445,9 +470,14 @@ class Validation:
                     return recovered
             verdict = self._read_failure(lies_at, exc, is_digest=True)
             return CheckedDigest(lies_at=lies_at, original=original, verdict=verdict, backfill=backfill)
-        result = check_digest(data, meta.metadata, lies_at, original, self.keys, backfill=backfill)
         if opener is None:
             self.history.note_meta(meta)
+        return self._judge_digest(data, meta, lies_at, original, backfill)
+
+    def _judge_digest(self, data: bytes, meta: ObjectMeta, lies_at: ObjectRef, original: ObjectRef,
+                      backfill: bool) -> CheckedDigest:
+        """A digest's verdict from its bytes and metadata (fetched now, or kept by the state)."""
+        result = check_digest(data, meta.metadata, lies_at, original, self.keys, backfill=backfill)
         if result.trusted:
             enc = digest_encryption(meta)
             if enc is not None:
@@ -488,7 +518,7 @@ class Validation:
             bucket=d.lies_at.bucket, key=d.lies_at.key, region=name.region if name else group.region,
             account_id=name.account_id if name else group.account_id, verdict=d.verdict,
             start_time=start, end_time=end, fingerprint=d.digest.fingerprint if d.digest else None,
-            backfill=d.backfill, log_count=len(d.digest.log_files) if d.digest else None)
+            backfill=d.backfill, log_count=len(d.digest.log_files) if d.digest else None, from_state=d.from_state)
         self.history.on_digest_record(record, d)
         return record
 
@@ -583,6 +613,10 @@ class Validation:
             return Verdict(INVALID, "hash_mismatch", f"unsupported hash algorithm {lf.hash_algorithm!r:.40}")
         if actual != lf.hash_value:
             return Verdict(INVALID, "hash_mismatch", "hash value doesn't match")
+        return self._judge_log_meta(meta, name)
+
+    def _judge_log_meta(self, meta: ObjectMeta, name: KeyName | None) -> Verdict:
+        """A log whose hash matched: the encryption and write-time rules on its metadata."""
         verdict = Verdict.valid()
         enc = log_encryption(meta, self.encryption)
         if enc is not None:
@@ -595,9 +629,7 @@ class Validation:
     def _unlisted_logs(self, group: Group, root: str, listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]],
                        window_start: datetime, coverage: list[tuple[datetime, datetime]],
                        newest_end: datetime | None, foreign: list[ObjectRef]) -> list[LogRecord]:
-        folder = f"{root}CloudTrail/{group.region}/"
-        start_after = folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d")
-        last_day = self.window_end.strftime("%Y/%m/%d")
+        folder, start_after, last_day = self._log_listing(group, root, window_start)
         candidates: list[tuple[ObjectRef, KeyName]] = []
         for obj in self.source.list(self.plan.bucket, folder, start_after):
             if obj.ref.key[len(folder):len(folder) + 10] > last_day:
@@ -628,6 +660,12 @@ class Validation:
             out.append(LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
                                  region=name.region, account_id=name.account_id))
         return out
+
+    def _log_listing(self, group: Group, root: str, window_start: datetime) -> tuple[str, str, str]:
+        """The log folder's listing: (folder, list after this key, stop after this day)."""
+        folder = f"{root}CloudTrail/{group.region}/"
+        return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
+            self.window_end.strftime("%Y/%m/%d")
 
     def _classify_unlisted(self, t: datetime, coverage: list[tuple[datetime, datetime]],
                            newest_end: datetime | None, latest: datetime) -> Verdict:

@@ -55,6 +55,7 @@ class DigestRecord:
     log_count: int | None = None
     kind: str = "digest"
     extra: dict[str, Any] | None = None  # forensic fields where they apply: versions, deleted, rewritten, retention
+    from_state: bool = False  # --state: unchanged since the state's record, judged from it without a GET
 
     def to_json(self) -> dict[str, Any]:
         return _with_extra(self.extra, {
@@ -63,7 +64,7 @@ class DigestRecord:
             "start_time": format_time(self.start_time), "end_time": format_time(self.end_time),
             "fingerprint": self.fingerprint, "backfill": self.backfill, "log_count": self.log_count,
             "message": self.verdict.message,
-        })
+        }, from_state=self.from_state)
 
 
 @dataclass(slots=True)
@@ -76,19 +77,23 @@ class LogRecord:
     account_id: str | None = None
     kind: str = "log"
     extra: dict[str, Any] | None = None  # as DigestRecord.extra
+    from_state: bool = False  # --state: unchanged since the state's record, judged from it without a GET
 
     def to_json(self) -> dict[str, Any]:
         return _with_extra(self.extra, {
             "kind": "log", "status": self.verdict.status, "reason": self.verdict.reason,
             "bucket": self.bucket, "key": self.key, "digest_key": self.digest_key,
             "region": self.region, "account_id": self.account_id, "message": self.verdict.message,
-        })
+        }, from_state=self.from_state)
 
 
-def _with_extra(extra: dict[str, Any] | None, base: dict[str, Any]) -> dict[str, Any]:
-    """The contract's fields, then the forensic extensions (never overriding a contract field)."""
+def _with_extra(extra: dict[str, Any] | None, base: dict[str, Any], from_state: bool = False) -> dict[str, Any]:
+    """The contract's fields, then the forensic extensions (never overriding a contract field); with --state,
+    `from_state: true` on a record judged from the state's record of it (absent otherwise)."""
     if extra:
         base.update({k: v for k, v in extra.items() if k not in base})
+    if from_state:
+        base["from_state"] = True
     return base
 
 
@@ -145,8 +150,13 @@ class Summary:
     objects: Counter = field(default_factory=Counter)
     protection: dict[str, Any] | None = None  # the bucket's versioning and Object Lock, where known
     history: Counter = field(default_factory=Counter)  # "deleted", "rewritten", "immutable" records
+    from_state: Counter = field(default_factory=Counter)  # "digest"/"log" -> records judged from the state
+    state_sha256: str | None = None  # --state: the state file's SHA-256 after the run (the next anchor)
+    state_used: bool = False  # --state given: the summary says what came from it
 
     def add(self, record: Record) -> None:
+        if getattr(record, "from_state", False):
+            self.from_state[record.kind] += 1
         extra = getattr(record, "extra", None)
         if extra:
             for name in ("deleted", "rewritten", "immutable"):
@@ -182,6 +192,13 @@ class Summary:
         return 0
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._to_json()
+        if self.state_used:  # only then, so that runs without --state keep their exact shape
+            doc["trust"]["state_sha256"] = self.state_sha256
+            doc["from_state"] = {"digests": self.from_state.get("digest", 0), "logs": self.from_state.get("log", 0)}
+        return doc
+
+    def _to_json(self) -> dict[str, Any]:
         return {
             "kind": "summary",
             "requested": {"start_time": format_time(self.requested_start), "end_time": format_time(self.requested_end)},

@@ -249,6 +249,13 @@ def test_chromium_renders_the_timeline_and_the_problems(tampered):
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = Page(dom.stdout)
     assert len(page.rows) == len(Page(tampered["html"]).rows) >= 11
+    assert page.cells == Page(tampered["html"]).cells  # every hour as rendered, tampered ones included
+    assert page.cells[(R1, hour_of(tampered["modified"]))] == "invalid"
+    assert page.cells[(R2, hour_of(tampered["deleted"]))] == "missing"
+    rendered = {(row[1], row[2], row[6]) for row in page.rows}
+    for p in tampered["records"]:  # each problem is listed in what the browser shows
+        if p["kind"] in ("digest", "log", "object") and p["status"] not in ("valid", "pending") and p["key"]:
+            assert (p["status"], p["reason"], f"s3://{p['bucket']}/{p['key']}") in rendered, p
     assert page.cells[(R1, "2026-11-02T02:00Z")] == "missing" and page.cells[(R2, "2026-11-02T04:00Z")] == "invalid"
     assert page.scripts == 0 and "<script" not in dom.stdout.lower()  # the key stayed text in the live DOM
     assert all(SCRIPT in row[6] for row in page.rows)
@@ -261,3 +268,62 @@ def test_chromium_renders_the_timeline_and_the_problems(tampered):
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1400, 1000)
     assert len(data) > 10_000  # a rendered page, not a blank one
+    colors = png_colors(data)  # what a person sees: the invalid and missing hours in their colours
+    assert colors[(0xD9, 0x30, 0x25)] >= 34 * 20 and colors[(0x8E, 0x24, 0xAA)] >= 34 * 20  # a cell each at least
+    assert colors[(0x2E, 0x9D, 0x57)] >= 4 * 34 * 20  # and the verified hours around them
+
+
+def png_colors(data: bytes) -> "Counter[tuple[int, int, int]]":
+    """Pixel colours of an 8-bit RGB or RGBA PNG (what Chromium writes), with no imaging library."""
+    import zlib
+    from collections import Counter
+    width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    assert depth == 8 and ctype in (2, 6) and interlace == 0
+    pos, idat = 8, b""
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+    raw, bpp = zlib.decompress(idat), 3 if ctype == 2 else 4
+    stride, prev, counts = width * bpp, bytearray(width * bpp), Counter()
+    for y in range(height):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        counts.update(zip(line[0::bpp], line[1::bpp], line[2::bpp]))
+        prev = line
+    return counts
+
+
+def test_an_incremental_run_reports_the_same_timeline_and_problems(tampered, tmp_path):
+    """--state: the second run fetches nothing unchanged, and its report still shows every tampered hour and
+    every problem, with the state's hash among the trust anchors."""
+    ev, state = str(tampered["tmp"] / "ev"), str(tmp_path / "s.db")
+    pages, lines = [], []
+    for n in (1, 2):
+        report = tmp_path / f"r{n}.html"
+        r = CliRunner().invoke(main, ["validate", "--trail-arn", tampered["trail"].arn, "--source", ev, "--output",
+                                      "json", "--state", state, "--report", str(report)], catch_exceptions=False)
+        assert r.exit_code == 1
+        pages.append(report.read_text())
+        lines.append([json.loads(x) for x in r.stdout.splitlines()])
+    first, second = Page(pages[0]), Page(pages[1])
+    assert second.cells == first.cells == Page(tampered["html"]).cells
+    assert sorted(second.rows, key=lambda r: r[6]) and {(r[1], r[2], r[6]) for r in second.rows} == \
+        {(r[1], r[2], r[6]) for r in Page(tampered["html"]).rows}
+    summary = lines[1][-1]
+    assert summary["from_state"]["digests"] > 0 and summary["from_state"]["logs"] > 0
+    assert summary["trust"]["state_sha256"] in pages[1] and "not anchored" in pages[1]
+    assert f"{summary['from_state']['digests']:,} digest(s)" in pages[1]

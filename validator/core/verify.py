@@ -37,6 +37,7 @@ class CheckedDigest:
     signature: str | None = None  # hex, from metadata
     backfill: bool = False
     in_range: bool = True
+    from_state: bool = False  # judged from the state's record (unchanged since), not fetched
 
     @property
     def trusted(self) -> bool:

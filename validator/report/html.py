@@ -282,7 +282,13 @@ class HtmlReporter:
         if s.gaps:
             gap_text += f" ({explained:,} explained by a logged event, {unexplained + self.more_gaps:,} unexplained"
             gap_text += "; failing the run with --require-explained-gaps)" if s.failing_gaps else ")"
-        yield f"<p class=\"gaps\">{escape(gap_text)}</p></section>\n"
+        yield f"<p class=\"gaps\">{escape(gap_text)}</p>"
+        kept = getattr(s, "from_state", None)
+        if kept or self.parameters.get("State file"):
+            d, n = kept.get("digest", 0) if kept else 0, kept.get("log", 0) if kept else 0
+            yield (f"<p class=\"note\">--state: {d:,} digest(s) and {n:,} log file(s) unchanged since the state "
+                   "recorded them verified were judged from it without a GET; everything else was fetched.</p>")
+        yield "</section>\n"
 
     def _legend(self) -> str:
         items = "".join(f"<span class=\"lg\"><span class=\"chip s-{st}\">{GLYPH[st]}</span>{escape(LABEL[st])}</span>"
@@ -497,6 +503,13 @@ class HtmlReporter:
                    f"{escape(protection_text(p).removeprefix('Bucket: '))}"
                    + (f"; {locked:,} object(s) under COMPLIANCE retention: they cannot have been rewritten"
                       if locked else "") + "</td></tr>")
+        if self.parameters.get("State file"):
+            state = getattr(s, "state_sha256", None)
+            anchored = self.parameters.get("State anchored")
+            yield (f"<tr><th>State file (SHA-256)</th><td{'' if anchored else ' class=warn'}>"
+                   f"<span class=\"mono\">{escape(state) if state else '-'}</span> "
+                   + ("<span class=\"ok\">(the previous state matched --state-sha256)</span>" if anchored else
+                      "(not anchored: give this hash to the next run as --state-sha256)") + "</td></tr>")
         yield "<tr><th>Key fingerprints seen</th><td>"
         if self.fingerprints:
             yield "<table class=\"fp\"><tbody>"

@@ -93,6 +93,9 @@ class TextReporter:
         if s.manifest_sha256:
             w(f"; evidence manifest SHA-256 {s.manifest_sha256}")
         w("\n")
+        if s.from_state:
+            w(f"State: {s.from_state.get('digest', 0)} digest and {s.from_state.get('log', 0)} log files unchanged "
+              "since the state's record, judged from it without a GET\n")
         if s.interrupted:
             w("Interrupted: the results above are partial.\n")
         self.out.flush()

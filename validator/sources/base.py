@@ -41,6 +41,7 @@ class ListedObject:
     etag: str | None = None
     last_modified: datetime | None = None
     storage_class: str | None = None
+    version_id: str | None = None  # where the listing knows it (evidence manifests; not ListObjectsV2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -382,7 +382,7 @@ class EvidenceSource(Source):
             if not key.startswith(prefix):
                 break
             m = entries[key].meta
-            yield ListedObject(m.ref, m.size, m.etag, m.last_modified, m.storage_class)
+            yield ListedObject(m.ref, m.size, m.etag, m.last_modified, m.storage_class, m.version_id)
 
     def list_folders(self, bucket: str, prefix: str) -> list[str]:
         out: list[str] = []
