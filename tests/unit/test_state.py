@@ -10,6 +10,7 @@ import io
 import json
 import sqlite3
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from validator.policy import RunConfig
 from validator.state import StateError, StateStore, file_sha256
 from validator.synth import SyntheticTrail, generate
 from validator.synth import tamper as T
-from validator.synth.memory import MemorySource
+from validator.sources.base import BucketProtection
+from validator.synth.memory import MemorySource, VersionedMemorySource
+from validator.synth.trail import StoredObject
 
 R1, R2 = "us-east-1", "eu-west-1"
 
@@ -43,9 +46,9 @@ class CountingSource(MemorySource):
 
 
 def run_state(trail: SyntheticTrail, state: Path, *, recheck: bool = False, expect: str | None = None,
-              **config) -> tuple[Run, CountingSource]:
+              source: MemorySource | None = None, **config) -> tuple[Run, CountingSource]:
     cfg = RunConfig(trail=TrailArn.parse(trail.arn), workers=4, **config)
-    source = CountingSource(trail)
+    source = source or CountingSource(trail)
     store = StateStore.open(state, expect)
     try:
         v = Validation(source, cfg, None, None, now=trail.acquired_at, state=store, recheck=recheck)
@@ -272,10 +275,10 @@ def test_cli_prints_the_anchor_and_takes_it_back(trail, tmp_path):
     assert r1.exit_code == 0 and "new state file" in r1.stderr
     sha = lines1[-1]["trust"]["state_sha256"]
     assert sha == file_sha256(state) and f"SHA-256 {sha}" in r1.stderr
-    assert all(not x["from_state"] for x in lines1 if x["kind"] in ("digest", "log"))
+    assert all(not x.get("from_state", False) for x in lines1 if x["kind"] in ("digest", "log"))
     r2, lines2 = cli("--trail-arn", trail.arn, "--source", ev, "--state", state)
     assert r2.exit_code == 0 and "not anchored" in r2.stderr
-    assert all(x["from_state"] for x in lines2 if x["kind"] in ("digest", "log"))
+    assert all(x.get("from_state", False) for x in lines2 if x["kind"] in ("digest", "log"))
     assert lines2[-1]["from_state"]["logs"] == sum(1 for x in lines2 if x["kind"] == "log") > 0
     r3, _ = cli("--trail-arn", trail.arn, "--source", ev, "--state", state, "--state-sha256", sha)
     assert r3.exit_code == 2 and "not to --state-sha256" in r3.stderr  # run 2 rewrote it: the old anchor is stale
@@ -402,3 +405,49 @@ def test_logs_deleted_with_their_digest_are_missing_by_the_state(trail, tmp_path
     assert len(keys) == len(set(keys))  # each once
     assert second.exit_code == 1
     assert len(second.logs) == len(without.logs) + len(logs)
+
+
+
+class CountingVersioned(VersionedMemorySource):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.opened: list[ObjectRef] = []
+
+    def open(self, ref: ObjectRef):
+        self.opened.append(ref)
+        return super().open(ref)
+
+
+def test_a_versioned_locked_bucket_reports_the_same_history_from_the_state(tmp_path):
+    """Versions, delete markers and Object Lock retention: the same records with the state as without."""
+    trail = generate(hours=6, seed=5)
+    for obj in trail.objects.values():
+        obj.meta = replace(obj.meta, lock_mode="COMPLIANCE", lock_until=obj.meta.last_modified + timedelta(days=30))
+    log = T.log_at(trail, R1, 1)
+    original = StoredObject(log.meta, log.body)
+    T.modify_log(trail, log.ref)
+    digest = T.digest_at(trail, R2, 2)
+    restored = T.log_at(trail, R2, 3)  # rewritten, then put back: the current version is CloudTrail's
+    forged = StoredObject(restored.meta, restored.body + b"forged")
+    older = {log.ref: [original], digest.ref: [trail.objects.pop(digest.ref)], restored.ref: [forged]}
+    deleted = {digest.ref: trail.acquired_at - timedelta(hours=3)}
+    protection = BucketProtection("Enabled", True, "COMPLIANCE", days=30)
+
+    def source():
+        return CountingVersioned(trail, older=older, deleted=deleted, protection=protection)
+
+    v = Validation(source(), RunConfig(trail=TrailArn.parse(trail.arn), workers=4), None, None,
+                   now=trail.acquired_at)
+    plain = Run(list(v.records()), v.summary)  # no state at all
+    state = tmp_path / "s.db"
+    run_state(trail, state, source=source())
+    second, src = run_state(trail, state, source=source())
+    assert second.summary.from_state["log"] > 0
+    assert digest.ref not in src.opened or src.opened.count(digest.ref) == 1
+    strip = lambda run: sorted((json.dumps({k: v for k, v in r.to_json().items() if k != "from_state"},
+                                           sort_keys=True) for r in run.records), key=str)
+    assert strip(second) == strip(plain)
+    assert second.exit_code == plain.exit_code == 1
+    assert second.summary.history == plain.summary.history and plain.summary.history["immutable"] > 0
+    back = next(r for r in second.logs if r.key == restored.ref.key)
+    assert back.from_state and [v["status"] for v in back.to_json()["versions"]] == ["valid", "invalid"]
