@@ -285,6 +285,9 @@ def test_cli_prints_the_anchor_and_takes_it_back(trail, tmp_path):
     new = r2.stderr.split("SHA-256 ")[1].split()[0]
     r4, _ = cli("--trail-arn", trail.arn, "--source", ev, "--state", state, "--state-sha256", new)
     assert r4.exit_code == 0 and "not anchored" not in r4.stderr
+    text = CliRunner().invoke(main, ["validate", "--trail-arn", trail.arn, "--source", ev, "--state", state])
+    assert text.exit_code == 0 and f"State: {len(trail.digests())} digest and {len(trail.logs())} log files " \
+        "unchanged" in text.stdout
     r5 = CliRunner().invoke(main, ["validate", "--trail-arn", trail.arn, "--source", ev, "--recheck"])
     assert r5.exit_code == 2 and "go with --state" in r5.output
 
