@@ -12,12 +12,17 @@ the listing shows it unchanged since the row was written and the row's verdict w
   encryption and write-time rules on its stored metadata.
 Anything else is fetched: new, changed (ETag, size, last-modified, storage class, version), not listed,
 recorded invalid or unverifiable, or `--recheck`. A changed object's message says what changed since the row.
+
+Beyond the two lists: a verified log file's control events are kept for explaining gaps (`log_json`), what
+the state vouched for and is gone is reported (`after_group`: log files deleted with their digest;
+`vanished_chains`: whole regions), and objects judged from a row go through the history hooks
+(validator.history: Object Lock retention, older versions) as a GET would have.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 import hashlib
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Iterator, TypeVar
 
@@ -46,7 +51,6 @@ class Split(Generic[T, R]):
     kept: dict[int, R] = field(default_factory=dict)
     fetch: list[T] = field(default_factory=list)
     record: Any = None  # (index, item, result) -> None: writes what a GET verified into the state
-    done: Any = None  # () -> None, after the merge
 
     def merge(self, fetched: list[R]) -> list[R]:
         out: list[R] = []
@@ -58,8 +62,6 @@ class Split(Generic[T, R]):
             result = next(it)
             self.record(i, item, result)
             out.append(result)
-        if self.done is not None:
-            self.done()
         return out
 
 
