@@ -454,3 +454,42 @@ def test_a_versioned_locked_bucket_reports_the_same_history_from_the_state(tmp_p
     assert second.summary.history == plain.summary.history and plain.summary.history["immutable"] > 0
     back = next(r for r in second.logs if r.key == restored.ref.key)
     assert back.from_state and [v["status"] for v in back.to_json()["versions"]] == ["valid", "invalid"]
+
+
+PARITY_TAMPERS = [
+    "modify-log:us-east-1:1", "delete-log:eu-west-1:2", "truncate-log:us-east-1:3", "trailing-log:eu-west-1:0",
+    "inject-log:us-east-1:3", "reencrypt-log:eu-west-1:1", "modify-digest:us-east-1:2", "delete-digest:us-east-1:2",
+    "delete-digest:eu-west-1:1:2", "delete-tail:1.5", "replay-digest:us-east-1:2", "strip-metadata:eu-west-1:3",
+    "corrupt-digest:us-east-1:4", "unknown-key:eu-west-1:2", "algorithm:us-east-1:1", "chain-hash:eu-west-1:3",
+    "chain-signature:us-east-1:3", "reencrypt-digest:eu-west-1:4",
+]
+
+
+@pytest.mark.parametrize("tamper", PARITY_TAMPERS)
+def test_after_any_attack_the_state_run_agrees_with_a_run_without_state(tamper, tmp_path):
+    """The same verdict on every object as a run with no state, whatever was done between the runs (every
+    rewrite gets a new last-modified, as S3 gives it); the state may only add what it alone knows."""
+    trail = generate(hours=6, seed=9, kms_key_arn="arn:aws:kms:us-east-1:111122223333:key/trail",
+                     bucket_default_key="arn:aws:kms:us-east-1:111122223333:key/default")
+    state = tmp_path / "s.db"
+    run_state(trail, state)
+    before = {r: (o.meta, o.body) for r, o in trail.objects.items()}
+    T.apply_named(trail, tamper)
+    for ref, obj in trail.objects.items():
+        if before.get(ref) != (obj.meta, obj.body):
+            obj.meta = replace(obj.meta, last_modified=trail.acquired_at - timedelta(minutes=30))
+    v = Validation(MemorySource(trail), RunConfig(trail=TrailArn.parse(trail.arn), workers=4), None, None,
+                   now=trail.acquired_at)
+    plain = Run(list(v.records()), v.summary)
+    second, _ = run_state(trail, state)
+
+    def verdicts_of(run):
+        return {(r.kind, r.key, r.start_time if r.key is None else None): (r.verdict.status, r.verdict.reason)
+                for r in run.records if r.kind != "gap"}
+
+    with_state, without = verdicts_of(second), verdicts_of(plain)
+    assert {k: with_state.get(k) for k in without} == without
+    extra = {k: v for k, v in with_state.items() if k not in without}
+    assert all(v in (("missing", "not_found"), ("missing", "region_missing")) for v in extra.values()), extra
+    assert second.exit_code == plain.exit_code or (extra and second.exit_code == 1)
+    assert [g.to_json() for g in second.gaps] == [g.to_json() for g in plain.gaps]
