@@ -31,6 +31,8 @@ class ValidateRequest:
     state: str | None = None  # --state FILE: incremental runs (validator.state)
     state_sha256: str | None = None  # --state-sha256: the state file's hash the previous run printed
     recheck: bool = False  # --recheck: with --state, fetch and hash everything again
+    engine: str = "local"  # "local" | "dask": where the per-object checks run (validator.engines)
+    scheduler: str | None = None  # --engine dask: the scheduler's address; None starts a LocalCluster
 
 
 def open_source(req: ValidateRequest) -> Source:
@@ -51,6 +53,15 @@ def load_keys(req: ValidateRequest) -> tuple[KeyRing | None, str | None]:
 
 
 def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    engines: list = []  # closed whatever happens: a Dask client, the LocalCluster it started
+    try:
+        return _run_validate(req, out, err, engines)
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+def _run_validate(req: ValidateRequest, out: IO[str] | None, err: IO[str] | None, engines: list) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     from .pipeline import Validation
@@ -65,7 +76,10 @@ def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] 
                               f"{req.manifest_sha256}: the evidence directory was changed")
         keys, origin = load_keys(req)
         state = _open_state(req)
-        validation = Validation(source, req.config, keys, origin, state=state, recheck=req.recheck)
+        from .engines import make_engine
+        engines.append(make_engine(req.engine, req.scheduler, profile=req.profile))
+        validation = Validation(source, req.config, keys, origin, state=state, recheck=req.recheck,
+                                engine=engines[-1])
         if req.report:
             from .report.html import HtmlReporter, run_parameters
             html = HtmlReporter(req.report, run_parameters(

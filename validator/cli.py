@@ -106,11 +106,19 @@ def main() -> None:
               help="SQLite state of verified objects: the next run fetches only what is new or changed")
 @click.option("--state-sha256", help="with --state: the state file's SHA-256 the previous run printed (else refused)")
 @click.option("--recheck", is_flag=True, help="with --state: fetch and hash every object again")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="where digests and log files are fetched and verified: this process's threads, or a Dask "
+                   "distributed cluster (pip install 'ctvalidate[dask]'); chains are linked here either way")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+              help="with --engine dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 (default "
+                   "$DASK_SCHEDULER_ADDRESS; without either, a LocalCluster of worker processes is started on "
+                   "this machine). Workers read storage with their own credentials; --workers is each task's "
+                   "concurrency")
 def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, account_id, verbose, source_dir,
              public_keys, manifest_sha256, regions, expect_regions, expect_accounts, copy_of, endpoint_url,
              client_region, profile, output, workers, check_write_times, write_time_tolerance,
              require_explained_gaps, backfill_horizon, expect_log_keys, report, no_progress, state, state_sha256,
-             recheck) -> None:
+             recheck, engine, scheduler) -> None:
     """Validate a trail's digests and log files (live S3, or an evidence directory with --source)."""
     if start_time and end_time and start_time > end_time:
         raise click.UsageError("--start-time must be before --end-time")
@@ -130,7 +138,8 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
     request = ValidateRequest(config=config, source_dir=source_dir, public_key_files=tuple(public_keys),
                               manifest_sha256=manifest_sha256, endpoint_url=endpoint_url, region=client_region,
                               profile=profile, output=output, verbose=verbose, report=report,
-                              progress=not no_progress, state=state, state_sha256=state_sha256, recheck=recheck)
+                              progress=not no_progress, state=state, state_sha256=state_sha256, recheck=recheck,
+                              engine=engine, scheduler=scheduler if engine == "dask" else None)
     sys.exit(run_validate(request))
 
 

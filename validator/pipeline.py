@@ -34,6 +34,7 @@ from .model import ACCOUNT, REGION, KeyName, LogFileRef, ObjectMeta, ObjectRef, 
 from .policy import IdentityMap, LocationMap, RunConfig
 from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
                       ObjectRecord, Record, Summary, Verdict)
+from .engines.local import Engine, LocalEngine
 from .history import History
 from .sources.base import ObjectStream, Source, TrailInfo
 from .state import StateStore
@@ -125,7 +126,7 @@ class Validation:
 
     def __init__(self, source: Source, config: RunConfig, keys: KeyRing | None, key_origin: str | None,
                  encryption: EncryptionPolicy | None = None, now: datetime | None = None,
-                 state: "StateStore | None" = None, recheck: bool = False):
+                 state: "StateStore | None" = None, recheck: bool = False, engine: "Engine | None" = None):
         self.incremental = Incremental(self, state, recheck) if state is not None else None
         self.source = self.incremental.observe(source) if self.incremental else source
         self.config = config
@@ -150,6 +151,7 @@ class Validation:
                                        if config.copy_of else IdentityMap())
         self._pool = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="ctv")
         self._window = max(2, config.workers * 4)
+        self.engine: Engine = engine or LocalEngine()
         self.oldest_found: datetime | None = None
         self.progress: Callable[[Record], None] | None = None
         self._stop = threading.Event()
@@ -163,6 +165,18 @@ class Validation:
         protection = self.source.bucket_protection(self.plan.bucket) if self.plan.groups else None
         self.summary.protection = protection.to_json() if protection else None
         return History(self, protection)
+
+    @classmethod
+    def object_checker(cls, source: Source, config: RunConfig, keys: KeyRing, encryption: EncryptionPolicy,
+                       locations: LocationMap) -> "Validation":
+        """An instance for the per-object checks only (`_fetch_digest`, `_check_listed_log`): what an
+        engine's worker runs, without discovery, key listing or the trail's configuration (the driver's)."""
+        self = cls.__new__(cls)
+        self.source, self.config, self.keys, self.encryption, self.locations = (
+            source, config, keys, encryption, locations)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="ctv-worker")
+        self._window = max(2, config.workers * 4)
+        return self
 
     def _source_keys(self) -> KeyRing:
         """Keys from the source (ListPublicKeys per region, or the evidence's), with the AWS CLI's margins."""
@@ -317,7 +331,7 @@ class Validation:
         own, foreign = self._list_digests(group, root)
         own += self.history.deleted_digests(group, own)
         known = self.incremental.digests(own) if self.incremental else None  # --state: unchanged ones, no GET
-        checked = list(bounded_map(self._pool, self._fetch_digest, known.fetch if known else own, self._window))
+        checked = list(self.engine.map_digests(self, known.fetch if known else own))
         if known:
             checked = known.merge(checked)
         window_start = self._group_window_start(checked)
@@ -358,8 +372,7 @@ class Validation:
         to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
         known_logs = self.incremental.logs(to_hash, self._log_listing(group, root, window_start)) \
             if self.incremental else None
-        log_records = list(bounded_map(self._pool, self._check_listed_log, known_logs.fetch if known_logs else to_hash,
-                                       self._window))
+        log_records = list(self.engine.map_logs(self, known_logs.fetch if known_logs else to_hash))
         if known_logs:
             log_records = known_logs.merge(log_records)
         out += log_records
@@ -647,7 +660,7 @@ class Validation:
             return []
         if foreign:
             others = set()
-            for d in bounded_map(self._pool, self._fetch_digest, foreign, self._window):
+            for d in self.engine.map_digests(self, foreign):
                 if d.trusted and d.digest is not None:
                     others.update(lf.ref for lf in d.digest.log_files)
             candidates = [(r, n) for r, n in candidates if r not in others]

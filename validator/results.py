@@ -133,6 +133,19 @@ Record = DigestRecord | LogRecord | GapRecord | ObjectRecord
 
 
 @dataclass(slots=True)
+class AccountTotals:
+    """One member account's share of the summary (organization trails: one line per account)."""
+
+    digests: Counter = field(default_factory=Counter)
+    logs: Counter = field(default_factory=Counter)
+    gaps: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digests": dict(sorted(self.digests.items())), "logs": dict(sorted(self.logs.items())),
+                "gaps": self.gaps}
+
+
+@dataclass(slots=True)
 class Summary:
     requested_start: datetime | None
     requested_end: datetime
@@ -153,6 +166,14 @@ class Summary:
     from_state: Counter = field(default_factory=Counter)  # "digest"/"log" -> records judged from the state
     state_sha256: str | None = None  # --state: the state file's SHA-256 after the run (the next anchor)
     state_used: bool = False  # --state given: the summary says what came from it
+    accounts: dict[str, AccountTotals] = field(default_factory=dict)  # account id -> its totals
+
+    def _account(self, account_id: str | None) -> AccountTotals:
+        key = account_id or "unknown"
+        totals = self.accounts.get(key)
+        if totals is None:
+            totals = self.accounts[key] = AccountTotals()
+        return totals
 
     def add(self, record: Record) -> None:
         if getattr(record, "from_state", False):
@@ -164,6 +185,7 @@ class Summary:
                     self.history[name] += 1
         if isinstance(record, DigestRecord):
             self.digests[record.verdict.status] += 1
+            self._account(record.account_id).digests[record.verdict.status] += 1
             if record.backfill:
                 self.backfill_digests[record.verdict.status] += 1
             if record.verdict.status in (VALID, WARNING) and record.start_time and record.end_time:
@@ -173,10 +195,12 @@ class Summary:
                 self.found_end = e if self.found_end is None else max(self.found_end, e)
         elif isinstance(record, LogRecord):
             self.logs[record.verdict.status] += 1
+            self._account(record.account_id).logs[record.verdict.status] += 1
         elif isinstance(record, ObjectRecord):
             self.objects[record.verdict.status] += 1
         elif isinstance(record, GapRecord):
             self.gaps += 1
+            self._account(record.account_id).gaps += 1
             if self.unexplained_gaps_fail and record.explained_by is None:
                 self.failing_gaps += 1
 
@@ -207,6 +231,7 @@ class Summary:
             "logs": dict(sorted(self.logs.items())),
             "gaps": self.gaps,
             "objects": dict(sorted(self.objects.items())),
+            "accounts": {a: t.to_json() for a, t in sorted(self.accounts.items())},
             "trust": {"public_keys": self.public_keys, "manifest_sha256": self.manifest_sha256},
             **({"versioning": self.protection.get("versioning"),
                 "object_lock": {"enabled": self.protection.get("object_lock"),

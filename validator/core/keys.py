@@ -27,6 +27,18 @@ class PublicKey:
     valid_to: datetime | None = None
     origin: str = ""  # where it came from (file name, region), for messages
 
+    def __reduce__(self):
+        """Pickled as its DER bytes (the RSA object is not picklable): engines ship key rings to workers."""
+        return (_rebuild_key, (self.fingerprint, self.der, self.valid_from, self.valid_to, self.origin))
+
+
+def _rebuild_key(fingerprint: str, der: bytes, valid_from: datetime | None, valid_to: datetime | None,
+                 origin: str) -> PublicKey:
+    """The inverse of PublicKey.__reduce__; the fingerprint is checked again, as for any key read."""
+    if fingerprint_of(der) != fingerprint:
+        raise FormatError(f"a pickled key does not hash to its fingerprint {fingerprint[:64]}")
+    return PublicKey(fingerprint, der, _load_rsa(der), valid_from, valid_to, origin)
+
 
 def _load_rsa(der: bytes) -> RSAPublicKey:
     """DER PKCS#1 RSAPublicKey (documented) or SubjectPublicKeyInfo (one published sample)."""

@@ -79,6 +79,11 @@ class TextReporter:
             w("\n")
         if s.gaps:
             w(f"\n{s.gaps} gap(s) in the digest chain (logging stopped and restarted)\n")
+        if len(s.accounts) > 1:  # an organization trail: each member account's share
+            w("\nPer account:\n")
+            for acct, t in sorted(s.accounts.items()):
+                w(f"  {acct}: {_counts(t.digests, 'digest')}; {_counts(t.logs, 'log')}"
+                  + (f"; {t.gaps} gap(s)" if t.gaps else "") + "\n")
         if s.objects:
             w(f"{sum(s.objects.values())} stray object(s) in the trail's folders\n")
         if s.protection:
@@ -154,6 +159,19 @@ def _ratio(w, counts, name: str) -> None:
     for status in ("unverifiable", "warning", PENDING):
         if counts.get(status, 0) > 0:
             w(f", {counts[status]}/{total} {name} files {status.upper()}")
+
+
+def _counts(counts, name: str) -> str:
+    """`9/10 digest files valid, 1 INVALID` on one line."""
+    total = sum(v for v in counts.values() if v > 0)
+    text = f"{counts.get(VALID, 0)}/{total} {name} files valid"
+    bad = counts.get(INVALID, 0) + counts.get(MISSING, 0)
+    if bad:
+        text += f", {bad} INVALID"
+    for status in ("unverifiable", "warning", PENDING):
+        if counts.get(status, 0) > 0:
+            text += f", {counts[status]} {status.upper()}"
+    return text
 
 
 _AWS_MESSAGES = {

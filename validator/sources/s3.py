@@ -185,6 +185,10 @@ class S3Source(Source):
         source._region_configured = bool(region or session.region_name)
         return source
 
+    def settings(self) -> dict[str, str | None]:
+        """What another process needs to open the same storage with its own credentials (never secrets)."""
+        return {"endpoint_url": self._endpoint_url, "region": self._default_region}
+
     # --- clients ---------------------------------------------------------------------
 
     def _client(self, service: str, region: str | None = None) -> Any:
