@@ -126,6 +126,9 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
         raise click.UsageError("--manifest-sha256 goes with --source")
     if (state_sha256 or recheck) and not state:
         raise click.UsageError("--state-sha256 and --recheck go with --state")
+    if (engine != "dask" and scheduler
+            and click.get_current_context().get_parameter_source("scheduler") == click.core.ParameterSource.COMMANDLINE):
+        raise click.UsageError("--scheduler goes with --engine dask")
     config = RunConfig(
         trail=trail_arn, start=start_time, end=end_time, bucket=s3_bucket, prefix=s3_prefix,
         account_id=account_id, regions=_csv(regions) or None, expect_regions=_csv(expect_regions),

@@ -178,3 +178,34 @@ def test_unreachable_scheduler_is_a_configuration_error(world):
     assert run.exit_code == 2
     assert "Dask scheduler at tcp://127.0.0.1:9" in run.stderr
     assert run.stdout == ""
+
+
+def test_workers_read_with_their_own_credentials(world):
+    """Workers sign with the credentials of their own environment: the driver's are never shipped.
+
+    One worker whose environment holds another access key: while the endpoint accepts that key the
+    run is the local one; once the endpoint refuses it (the driver's key still accepted, so the
+    driver lists everything), the run stops with exit 2 and says the worker's credentials were refused."""
+    env = {k: v for k, v in _clean_env().items() if k.startswith("AWS_")}
+    env["AWS_ACCESS_KEY_ID"] = "worker-own-key"
+    c = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                 dashboard_address=None, env=env)
+    try:
+        trail = world.deploy(hours=2)
+        local = world.validate(trail)
+        dask = world.validate(trail, "--engine", "dask", "--scheduler", c.scheduler_address)
+        _same(local, dask)
+        world.state.rejected_access_keys.add("worker-own-key")
+        refused = world.validate(trail, "--engine", "dask", "--scheduler", c.scheduler_address)
+    finally:
+        c.close()
+    assert local.exit_code == 0
+    assert refused.exit_code == 2
+    assert "on a Dask worker: AWS refused the credentials" in refused.stderr
+    assert not refused.of(status="valid")
+
+
+def test_scheduler_without_dask_engine_is_a_usage_error(world):
+    trail = world.deploy(hours=1)
+    run = world.validate(trail, "--scheduler", "tcp://127.0.0.1:9")
+    assert run.exit_code == 2 and "--scheduler goes with --engine dask" in run.stderr

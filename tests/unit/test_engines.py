@@ -38,6 +38,10 @@ def test_partitions_are_consecutive_runs_of_one_folder_capped():
     assert parts == [["a/1/x", "a/1/y"], ["a/1/z"], ["a/2/x"], ["a/1/w"], ["b/1/x"]]
     assert [k for p in parts for k in p] == keys  # input order, nothing lost or repeated
     assert list(partitions([], str)) == []
+    day = [f"d/{i}" for i in range(72)]
+    assert [len(p) for p in partitions(day, lambda k: "d", limit=64)] == [36, 36]  # shared evenly, not 64 + 8
+    assert [len(p) for p in partitions(day[:65], lambda k: "d", limit=64)] == [33, 32]
+    assert [k for p in partitions(day, lambda k: "d", limit=10) for k in p] == day
 
 
 def test_key_ring_pickles_as_der_and_still_verifies():

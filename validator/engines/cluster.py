@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from ..pipeline import Validation
     from ..sources.base import Source
 
-PARTITION_MAX = 256  # objects per task: small enough that a lost task costs little, large enough to amortise
+PARTITION_MAX = 64  # objects per task: a lost task costs little, yet each amortises its scheduling (~ms)
 RETRIES = 3  # a task that raised is tried again this often (worker loss is the scheduler's own rescheduling)
 CONNECT_TIMEOUT = 10
 WORKER_WAIT = 60  # seconds to wait for a first worker on an external scheduler
@@ -155,18 +155,29 @@ def check_logs(spec: CheckSpec, items: list[tuple[LogFileRef, ObjectRef]]) -> li
 
 
 def partitions(items: Iterable[T], folder_of: Callable[[T], str], limit: int = PARTITION_MAX) -> Iterator[list[T]]:
-    """Consecutive runs of items in one folder (account, region, day), at most `limit` each, in input order."""
-    part: list[T] = []
+    """Consecutive runs of items in one folder (account, region, day), in input order, each run cut into
+    the fewest near-equal parts of at most `limit` (72 objects: 36 + 36, not 64 + 8, so workers share evenly)."""
+    run: list[T] = []
     current: str | None = None
     for item in items:
         folder = folder_of(item)
-        if part and (folder != current or len(part) >= limit):
-            yield part
-            part = []
+        if run and folder != current:
+            yield from _even(run, limit)
+            run = []
         current = folder
-        part.append(item)
-    if part:
-        yield part
+        run.append(item)
+    if run:
+        yield from _even(run, limit)
+
+
+def _even(run: list[T], limit: int) -> Iterator[list[T]]:
+    n = -(-len(run) // max(1, limit))
+    size, extra = divmod(len(run), n)
+    at = 0
+    for i in range(n):
+        step = size + (1 if i < extra else 0)
+        yield run[at:at + step]
+        at += step
 
 
 def _folder(key: str) -> str:
@@ -174,6 +185,18 @@ def _folder(key: str) -> str:
 
 
 # --- the engine --------------------------------------------------------------------------------------
+
+
+def local_cluster(n_workers: int, env: dict[str, str] | None = None, threads_per_worker: int = 1) -> Any:
+    """A distributed.LocalCluster of worker processes on this machine, listening on loopback only
+    (scheduler, workers, and the scheduler's HTTP endpoint; no dashboard). `env`: the workers' extra
+    environment (their own AWS settings, as on a real cluster)."""
+    import distributed
+    return distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                    scheduler_kwargs={"dashboard": False}, silence_logs=logging.ERROR,
+                                    env=dict(env or {}))
+
 
 
 class DaskEngine:
@@ -211,10 +234,7 @@ class DaskEngine:
                     raise ConfigError(f"the Dask scheduler at {scheduler} has no workers "
                                       f"(waited {WORKER_WAIT}s)") from None
             else:
-                n = local_workers or max(1, min(8, os.cpu_count() or 1))
-                cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                   host="127.0.0.1", dashboard_address=None,
-                                                   silence_logs=logging.ERROR)
+                cluster = local_cluster(local_workers or max(1, min(8, os.cpu_count() or 1)))
                 client = distributed.Client(cluster, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             if cluster is not None:
@@ -287,6 +307,8 @@ class DaskEngine:
             result = fut.result()
         except KilledWorker as exc:
             result = lost(part, exc)
+        except ConfigError as exc:  # e.g. a worker without credentials: the run cannot go on
+            raise ConfigError(f"on a Dask worker: {exc}") from None
         finally:
             fut.release()
         if len(result) != len(part):  # one result per object, whatever happened on the cluster
@@ -330,4 +352,4 @@ def _lost_logs(v: "Validation") -> Callable[[list, BaseException], list[LogRecor
     return lost
 
 
-__all__ = ["CheckSpec", "DaskEngine", "SourceSpec", "check_digests", "check_logs", "partitions"]
+__all__ = ["CheckSpec", "DaskEngine", "SourceSpec", "check_digests", "check_logs", "local_cluster", "partitions"]

@@ -416,10 +416,15 @@ class S3Source(Source):
             pass
         return False
 
-    def _object_error(self, ref: ObjectRef, exc: ClientError, head: bool) -> SourceError:
-        """Map a GetObject/HeadObject refusal to the package's errors (the reason codes of the contract)."""
+    def _object_error(self, ref: ObjectRef, exc: ClientError, head: bool) -> SourceError | ConfigError:
+        """Map a GetObject/HeadObject refusal to the package's errors (the reason codes of the contract).
+
+        Refused credentials are a configuration error, as for listings: they say nothing of the object
+        (a Dask worker with bad credentials of its own meets them here first)."""
         code, msg, status = _error_parts(exc)
         what = f"{code or status}" + (f": {msg}" if msg else "")  # records name the object already
+        if code in _BAD_CREDENTIALS:
+            return ConfigError(f"AWS refused the credentials: {_describe(exc)}")
         if code == "NoSuchBucket":
             return NotFoundError(f"bucket {ref.bucket} does not exist")
         if code in _NOT_FOUND or status == 404:
