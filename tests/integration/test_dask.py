@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import pytest
 
+from validator.engines.cluster import local_cluster
 from validator.synth.tamper import corrupt, delete, digest_at, inject_log, log_at, modify_log
 
 from .awsproxy import Fault
@@ -37,8 +38,7 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 def cluster():
     """Two worker processes, one thread each, loopback only; AWS settings from their own environment."""
     env = {k: v for k, v in _clean_env().items() if k.startswith("AWS_")}
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                 dashboard_address=None, env=env)
+    c = local_cluster(2, env=env)
     client = distributed.Client(c, set_as_default=False)
     try:
         yield c, client
@@ -188,8 +188,7 @@ def test_workers_read_with_their_own_credentials(world):
     driver lists everything), the run stops with exit 2 and says the worker's credentials were refused."""
     env = {k: v for k, v in _clean_env().items() if k.startswith("AWS_")}
     env["AWS_ACCESS_KEY_ID"] = "worker-own-key"
-    c = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                 dashboard_address=None, env=env)
+    c = local_cluster(1, env=env)
     try:
         trail = world.deploy(hours=2)
         local = world.validate(trail)
