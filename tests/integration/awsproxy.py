@@ -29,7 +29,8 @@ request to moto unchanged, except:
   CloudTrail would have written them (moto's is the upload time, today): GET/HEAD headers and
   ListObjectVersions entries carry the pinned time. An unversioned object overwritten or deleted
   through the proxy loses its pin, so only a re-upload after deployment shows its real time.
-Every request is logged in `state.calls` as (service, operation, region, detail).
+Every request is logged in `state.calls` as (service, operation, region, detail), and object GETs
+are counted per access key in `state.object_gets` (who read: the driver or a Dask worker).
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ class ProxyState:
     write_times: dict[tuple[str, str, str | None], datetime] = field(default_factory=dict)
     account: str = "111122223333"
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
+    object_gets: dict[str, int] = field(default_factory=dict)  # access key -> S3 GETs of an object signed with it
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -106,7 +108,7 @@ class ProxyState:
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
                          "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times",
                          "denied_version_listing", "denied_bucket_ops",
-                         "denied_operations"):
+                         "denied_operations", "object_gets"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
@@ -227,6 +229,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, {"__type": "UnrecognizedClientException",
                                     "message": "The security token included in the request is invalid."})
         if service == "s3":
+            if self.command == "GET" and "/" in urlsplit(self.path).path.lstrip("/"):
+                with state.lock:
+                    state.object_gets[access_key] = state.object_gets.get(access_key, 0) + 1
             return self._s3(state, region, body)
         with state.lock:
             state.calls.append((service, op, region, ""))

@@ -1,50 +1,129 @@
-"""`--engine dask` on a distributed.LocalCluster (two worker processes) against the loopback S3 endpoint.
+"""`--engine dask` on a Dask cluster of separate processes (`dask scheduler`, two `dask worker`) against the
+loopback S3 endpoint, through the installed console script.
 
-The workers are separate processes that read S3 through the proxy with their own credentials
-(the cluster's environment, never the driver's), verify digests and hash logs; the driver links
-the chains. Every run here is compared record for record with the local engine's run of the
-same trail: an organization trail of several accounts and regions, tampered in some of them;
-then the same with one worker killed while the run is in flight.
+Each worker has its own access key in its own environment, and the proxy counts object GETs per key:
+the workers read S3 themselves with their own credentials (the driver's are never shipped), verify
+digests and hash logs; the driver lists and links the chains. Every run here is compared record for
+record with the local engine's run of the same trail: an organization trail of several accounts and
+regions, tampered in some of them; then the same with one worker killed while the run is in flight.
+
+Nothing here imports distributed into the pytest process (the cluster, its clients and the CLI are
+child processes): it would grow this process, and the peak RSS a child inherits at fork with it,
+which tests/unit/test_hostile.py measures of its own children.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
-import threading
+import subprocess
+import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from validator.engines.cluster import local_cluster
 from validator.synth.tamper import corrupt, delete, digest_at, inject_log, log_at, modify_log
 
 from .awsproxy import Fault
-from .conftest import ACCOUNT, Run, _clean_env
+from .conftest import ACCOUNT, Run, _clean_env, _free_port, _parse_json_lines
 
-distributed = pytest.importorskip("distributed", reason="the Dask engine needs dask[distributed] "
-                                                        "(pip install '.[dask]'; the test extra has it)")
+if importlib.util.find_spec("distributed") is None:
+    pytest.skip("the Dask engine needs dask[distributed] (pip install '.[dask]'; the test extra has it)",
+                allow_module_level=True)
 
 pytestmark = pytest.mark.integration
 
 ORG = "o-placeholder00"
 MEMBERS = ("444455556666", "777788889999")
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+BIN = Path(sys.executable).parent
+WORKER_KEYS = ("worker-key-a", "worker-key-b")
+DRIVER_KEY = "testing"  # conftest's credentials: the CLI's and the local runs'
+START_TIMEOUT = 90
+
+
+@dataclass
+class Cluster:
+    """A scheduler and one worker process per access key, each with its own AWS environment."""
+
+    address: str
+    scheduler: subprocess.Popen
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for p in [*self.workers.values(), self.scheduler]:
+            if p.poll() is None:
+                p.terminate()
+        for p in [*self.workers.values(), self.scheduler]:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _ask(address: str, code: str) -> str:
+    """Run `code` with a distributed Client `c` of the cluster in a child process; its stdout."""
+    prog = f"from distributed import Client\nc = Client({address!r}, timeout=30)\n{code}\nc.close()\n"
+    return subprocess.run([sys.executable, "-c", prog], env=_clean_env(), capture_output=True, text=True,
+                          timeout=120, check=True).stdout
+
+
+def start_cluster(tmp: Path, keys: tuple[str, ...] = WORKER_KEYS) -> Cluster:
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp / "dask.log", "ab")
+    scheduler = subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+                                 env=_clean_env(), stdout=log, stderr=subprocess.STDOUT)
+    cluster = Cluster(address, scheduler)
+    for key in keys:
+        env = _clean_env() | {"AWS_ACCESS_KEY_ID": key}  # the worker's own credentials
+        cluster.workers[key] = subprocess.Popen(
+            [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-nanny", "--host", "127.0.0.1",
+             "--no-dashboard", "--name", key, "--death-timeout", str(START_TIMEOUT)],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _ask(address, f"c.wait_for_workers({len(keys)}, timeout={START_TIMEOUT})")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        cluster.stop()
+        pytest.fail(f"the Dask cluster did not start: {(tmp / 'dask.log').read_text()[-3000:]}")
+    return cluster
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """Two worker processes, one thread each, loopback only; AWS settings from their own environment."""
-    env = {k: v for k, v in _clean_env().items() if k.startswith("AWS_")}
-    c = local_cluster(2, env=env)
-    client = distributed.Client(c, set_as_default=False)
+def cluster(tmp_path_factory):
+    c = start_cluster(tmp_path_factory.mktemp("dask"))
     try:
-        yield c, client
+        yield c
     finally:
-        client.close()
-        c.close()
+        c.stop()
+
+
+def dask_args(world, trail, address: str, *extra: str) -> list[str]:
+    return [str(BIN / "ctvalidate"), "validate", "--trail-arn", trail.arn, "--output", "json", "--endpoint-url",
+            world.endpoint, "--workers", "8", "--engine", "dask", "--scheduler", address, *extra]
+
+
+def finish(proc: subprocess.Popen) -> Run:
+    out, err = proc.communicate(timeout=600)
+    run = Run(proc.returncode, out, err)
+    run.records, run.summary = _parse_json_lines(out)
+    if run.exit_code != 2:
+        assert run.summary is not None and run.summary["exit_code"] == run.exit_code, err
+    return run
+
+
+def validate_dask(world, trail, address: str, *extra: str) -> Run:
+    """The console script in a child process, as a user runs it (driver credentials from conftest)."""
+    args = dask_args(world, trail, address, *extra)
+    return finish(subprocess.Popen(args, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True))
 
 
 def _tamper_members(trail) -> None:
@@ -71,28 +150,25 @@ def _same(local: Run, dask: Run) -> None:
     assert strip(dask.summary) == strip(local.summary)
 
 
-def _task_names(client, since: float) -> Counter:
-    """Task kinds of the run (ctvalidate-check_digests-RUN-N), and `workers`: how many workers ran them."""
-    ours = [t for t in client.get_task_stream(start=since) if str(t["key"]).startswith("ctvalidate-")]
-    names = Counter(t["key"].split("-")[1] for t in ours)
-    names["workers"] = len({t["worker"] for t in ours})
-    return names
+def _reads(world) -> dict[str, int]:
+    with world.state.lock:
+        return dict(world.state.object_gets)
 
 
 @pytest.mark.parametrize("tampered", [False, True], ids=["clean", "tampered"])
 def test_org_trail_same_records_as_local(world, cluster, tampered):
-    _, client = cluster
     trail = _org_trail(world, tampered)
     local = world.validate(trail)
-    t0 = time.time()
-    client.get_task_stream(start=t0)  # installs the scheduler's task-stream plugin, which records every client's tasks
-    dask = world.validate(trail, "--engine", "dask", "--scheduler", client.scheduler.address)
+    world.state.object_gets.clear()
+    dask = validate_dask(world, trail, cluster.address)
     _same(local, dask)
 
-    # the work ran on the cluster: digest and log partitions, on both workers
-    tasks = _task_names(client, t0)
-    assert tasks["check_digests"] >= len(REGIONS) * 3 and tasks["check_logs"] >= len(REGIONS) * 3, tasks
-    assert tasks["workers"] == 2, tasks
+    # the workers read the objects, each with its own credentials; the driver only what a pointer names
+    reads = _reads(world)
+    objects = len(dask.of("digest")) + len(dask.of("log"))
+    assert all(reads.get(k, 0) > 0 for k in WORKER_KEYS), reads
+    assert sum(reads.get(k, 0) for k in WORKER_KEYS) >= objects - 10, (reads, objects)
+    assert reads.get(DRIVER_KEY, 0) <= 5, reads
     # every member account and region discovered and validated in one run, with its own totals
     assert {(r["account_id"], r["region"]) for r in dask.of("digest") if r["key"]} == {
         (a, r) for a in (ACCOUNT, *MEMBERS) for r in REGIONS}
@@ -118,93 +194,85 @@ def test_org_trail_same_records_as_local(world, cluster, tampered):
         assert per[MEMBERS[1]]["digests"].get("missing") == 1 and per[MEMBERS[1]]["digests"].get("invalid") == 1
 
 
-def test_worker_killed_mid_run_every_record_once(world, cluster):
-    """SIGKILL one worker process while it holds partitions: its tasks are recomputed, nothing lost or doubled."""
-    c, client = cluster
-    trail = _org_trail(world, tampered=True)
-    local = world.validate(trail)
-    # slow every object read so that the run lasts several seconds
-    world.state.faults.append(Fault("delay", "/CloudTrail", method="GET", times=-1, delay=0.06))
-    result: dict[str, Run] = {}
-    runner = threading.Thread(target=lambda: result.setdefault("run", world.validate(
-        trail, "--engine", "dask", "--scheduler", client.scheduler.address, "--workers", "2")))
-    runner.start()
-    victim = _busy_worker(client, timeout=60)
-    pid = client.run(os.getpid, workers=[victim])[victim]
-    os.kill(pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    assert runner.is_alive(), "the run finished before the kill: nothing was tested"
-    runner.join(timeout=300)
-    assert not runner.is_alive()
-    assert time.monotonic() > killed_at
-    assert victim not in client.scheduler_info()["workers"]  # really lost (the nanny starts a new one)
-    world.state.faults.clear()
-
-    dask = result["run"]
+def test_worker_killed_mid_run_every_record_once(world, tmp_path):
+    """SIGKILL one worker process (no nanny: it stays dead) while it reads: nothing lost or doubled."""
+    own = start_cluster(tmp_path)
+    try:
+        trail = _org_trail(world, tampered=True)
+        local = world.validate(trail)
+        world.state.object_gets.clear()
+        # slow every object read so that the run lasts several seconds
+        world.state.faults.append(Fault("delay", "/CloudTrail", method="GET", times=-1, delay=0.06))
+        proc = subprocess.Popen(dask_args(world, trail, own.address, "--workers", "2"), env=_clean_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        victim, survivor = WORKER_KEYS
+        _wait_until(lambda: _reads(world).get(victim, 0) >= 5 and _reads(world).get(survivor, 0) >= 1, 120)
+        before = _reads(world).get(victim, 0)
+        _wait_until(lambda: _reads(world).get(victim, 0) > before, 30)  # a read in flight: mid-partition
+        os.kill(own.workers[victim].pid, signal.SIGKILL)
+        own.workers[victim].wait(10)
+        at_kill = _reads(world)
+        assert proc.poll() is None, "the run finished before the kill: nothing was tested"
+        dask = finish(proc)
+        after = _reads(world)
+    finally:
+        world.state.faults.clear()
+        own.stop()
+    assert after.get(victim, 0) <= at_kill.get(victim, 0) + 1  # dead: nothing more from it
+    assert after[survivor] > at_kill[survivor]  # the rest, and the lost partitions, on the survivor
     _same(local, dask)
     keys = Counter(r["key"] for r in dask.records if r["kind"] in ("digest", "log") and r["key"])
     assert keys and max(keys.values()) == 1
     assert not dask.of(reason="worker_lost")
-    client.wait_for_workers(2, timeout=60)
 
 
-def _busy_worker(client, timeout: float) -> str:
-    """A worker address that is processing one of the run's partitions right now."""
+def _wait_until(condition, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for addr, keys in client.processing().items():
-            if any(str(k).startswith("ctvalidate-check_logs") for k in keys):
-                return addr
-        time.sleep(0.05)
-    raise AssertionError("no worker picked up a partition")
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the run to reach the workers")
+        time.sleep(0.01)
 
 
 def test_evidence_directory_on_the_cluster(world, cluster, tmp_path):
     """The workers read the evidence directory at the driver's path, and check its seal."""
-    _, client = cluster
     trail = world.build(("modify-log:us-east-1:1",), org_id=ORG, accounts=(ACCOUNT, MEMBERS[0]), hours=3)
     path = tmp_path / "evidence"
     seal = trail.write_evidence(str(path))
     local = world.validate_evidence(trail, "--manifest-sha256", seal, path=path)
-    dask = world.validate_evidence(trail, "--manifest-sha256", seal, "--engine", "dask", "--scheduler",
-                                   client.scheduler.address, path=path)
+    proc = subprocess.Popen([str(BIN / "ctvalidate"), "validate", "--trail-arn", trail.arn, "--output", "json",
+                             "--source", str(path), "--manifest-sha256", seal, "--engine", "dask", "--scheduler",
+                             cluster.address], env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    dask = finish(proc)
     assert local.exit_code == 1
     _same(local, dask)
 
 
 def test_unreachable_scheduler_is_a_configuration_error(world):
     trail = world.deploy(hours=2)
-    run = world.validate(trail, "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9")
+    run = validate_dask(world, trail, f"tcp://127.0.0.1:{_free_port()}")
     assert run.exit_code == 2
-    assert "Dask scheduler at tcp://127.0.0.1:9" in run.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in run.stderr
     assert run.stdout == ""
 
 
-def test_workers_read_with_their_own_credentials(world):
-    """Workers sign with the credentials of their own environment: the driver's are never shipped.
-
-    One worker whose environment holds another access key: while the endpoint accepts that key the
-    run is the local one; once the endpoint refuses it (the driver's key still accepted, so the
-    driver lists everything), the run stops with exit 2 and says the worker's credentials were refused."""
-    env = {k: v for k, v in _clean_env().items() if k.startswith("AWS_")}
-    env["AWS_ACCESS_KEY_ID"] = "worker-own-key"
-    c = local_cluster(1, env=env)
-    try:
-        trail = world.deploy(hours=2)
-        local = world.validate(trail)
-        dask = world.validate(trail, "--engine", "dask", "--scheduler", c.scheduler_address)
-        _same(local, dask)
-        world.state.rejected_access_keys.add("worker-own-key")
-        refused = world.validate(trail, "--engine", "dask", "--scheduler", c.scheduler_address)
-    finally:
-        c.close()
-    assert local.exit_code == 0
-    assert refused.exit_code == 2
-    assert "on a Dask worker: AWS refused the credentials" in refused.stderr
-    assert not refused.of(status="valid")
+def test_refused_worker_credentials_stop_the_run(world, cluster):
+    """The endpoint accepts the driver's key (it lists everything) but refuses the workers' own keys."""
+    trail = world.deploy(hours=2)
+    world.state.rejected_access_keys.update(WORKER_KEYS)
+    run = validate_dask(world, trail, cluster.address)
+    assert run.exit_code == 2
+    assert "on a Dask worker: AWS refused the credentials" in run.stderr
+    assert run.summary is None and not run.of(status="valid")
 
 
 def test_scheduler_without_dask_engine_is_a_usage_error(world):
     trail = world.deploy(hours=1)
     run = world.validate(trail, "--scheduler", "tcp://127.0.0.1:9")
     assert run.exit_code == 2 and "--scheduler goes with --engine dask" in run.stderr
+
+
+def test_the_test_process_never_imported_distributed():
+    """The runs above used the cluster and the CLI as child processes only (see the module docstring)."""
+    assert "distributed" not in sys.modules

@@ -205,12 +205,14 @@ class DaskEngine:
     name = "dask"
 
     def __init__(self, client: Any, cluster: Any = None, profile: str | None = None,
-                 in_flight: int | None = None, partition_max: int = PARTITION_MAX):
+                 in_flight: int | None = None, partition_max: int = PARTITION_MAX,
+                 lost_errors: tuple[type[BaseException], ...] | None = None):
         self.client = client
         self.cluster = cluster  # the LocalCluster this engine started, closed with it
         self.profile = profile
         self._in_flight = in_flight
         self.partition_max = partition_max
+        self._lost_errors = lost_errors  # what a future raises when its workers kept dying (KilledWorker)
         self._specs: dict[int, CheckSpec] = {}
         self._run = uuid.uuid4().hex[:12]
         self._n = 0
@@ -292,20 +294,26 @@ class DaskEngine:
                 key = f"ctvalidate-{fn.__name__}-{self._run}-{self._n}"
                 pending.append((self.client.submit(fn, spec, part, key=key, retries=RETRIES, pure=False), part))
                 if len(pending) >= window:
-                    yield from self._take(pending.popleft(), lost)
+                    yield from self._take(pending.popleft(), lost, self._lost())
             while pending:
-                yield from self._take(pending.popleft(), lost)
+                yield from self._take(pending.popleft(), lost, self._lost())
         finally:
             for fut, _ in pending:  # interrupted, or an error: nothing left running for this run
                 fut.cancel()
 
+    def _lost(self) -> tuple[type[BaseException], ...]:
+        if self._lost_errors is None:
+            from distributed import KilledWorker
+            self._lost_errors = (KilledWorker,)
+        return self._lost_errors
+
     @staticmethod
-    def _take(entry: tuple[Any, list], lost: Callable[[list, BaseException], list]) -> list:
-        from distributed import KilledWorker
+    def _take(entry: tuple[Any, list], lost: Callable[[list, BaseException], list],
+              lost_errors: tuple[type[BaseException], ...]) -> list:
         fut, part = entry
         try:
             result = fut.result()
-        except KilledWorker as exc:
+        except lost_errors as exc:
             result = lost(part, exc)
         except ConfigError as exc:  # e.g. a worker without credentials: the run cannot go on
             raise ConfigError(f"on a Dask worker: {exc}") from None
