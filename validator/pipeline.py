@@ -176,6 +176,7 @@ class Validation:
             source, config, keys, encryption, locations)
         self._pool = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="ctv-worker")
         self._window = max(2, config.workers * 4)
+        self.history = History(self, None)  # an engine gives each task the driver's history of its objects
         return self
 
     def _source_keys(self) -> KeyRing:

@@ -273,6 +273,39 @@ def test_scheduler_without_dask_engine_is_a_usage_error(world):
     assert run.exit_code == 2 and "--scheduler goes with --engine dask" in run.stderr
 
 
+def test_versioned_bucket_history_same_as_local(world, cluster):
+    """A deleted digest (recovered from its surviving version on a worker) and an overwritten log (each of
+    its versions judged on a worker): the same records, versions and verdicts as the local engine's."""
+    import gzip
+
+    import orjson
+    trail = world.deploy(versioning=True)
+    s3 = world.client("s3")
+    digest = trail.digests(region="eu-west-1")[1]
+    log = trail.logs(region="us-east-1")[2]
+    doc = orjson.loads(gzip.decompress(log.body))
+    doc["Records"][0]["sourceIPAddress"] = "203.0.113.66"
+    s3.delete_object(Bucket=digest.ref.bucket, Key=digest.ref.key)
+    s3.put_object(Bucket=log.ref.bucket, Key=log.ref.key, Body=gzip.compress(orjson.dumps(doc), mtime=0),
+                  ServerSideEncryption="AES256")
+    local = world.validate(trail)
+    world.state.object_gets.clear()
+    dask = validate_dask(world, trail, cluster.address)
+    _same(local, dask)
+    assert dask.by_key(digest.ref.key)["deleted"] and dask.by_key(log.ref.key)["rewritten"] is True
+    assert [v["status"] for v in dask.by_key(log.ref.key)["versions"]] == ["invalid", "valid"]
+    assert all(_reads(world).get(k, 0) > 0 for k in WORKER_KEYS)
+
+
+def test_object_lock_retention_same_as_local(world, cluster):
+    """Retention headers are seen by the workers' GETs and reported by the driver, as locally."""
+    trail = world.deploy(object_lock={"Mode": "COMPLIANCE", "Days": 365}, regions=("us-east-1",))
+    local = world.validate(trail)
+    dask = validate_dask(world, trail, cluster.address)
+    _same(local, dask)
+    assert dask.records and all(r.get("immutable") for r in dask.records if r["kind"] in ("digest", "log"))
+
+
 def test_the_test_process_never_imported_distributed():
     """The runs above used the cluster and the CLI as child processes only (see the module docstring)."""
     assert "distributed" not in sys.modules

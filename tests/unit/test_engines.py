@@ -118,8 +118,8 @@ class SyncClient:
     def nthreads(self):
         return {"tcp://w1": 1}
 
-    def submit(self, fn, spec, part, key, retries, pure):
-        pickle.dumps((spec, part))  # what a real client would send must pickle
+    def submit(self, fn, spec, part, hist, key, retries, pure):
+        pickle.dumps((spec, part, hist))  # what a real client would send must pickle
         assert retries >= 1 and pure is False
         self.submitted.append(key)
         fail = None
@@ -133,7 +133,7 @@ class SyncClient:
             def result(self):
                 client.outstanding -= 1
                 return super().result()
-        return Tracked(fn, (spec, pickle.loads(pickle.dumps(part))), fail)
+        return Tracked(fn, (spec, pickle.loads(pickle.dumps(part)), pickle.loads(pickle.dumps(hist))), fail)
 
 
 def _records(v: Validation) -> list[dict]:

@@ -25,6 +25,7 @@ What runs where:
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -134,21 +135,66 @@ def _checker(spec: CheckSpec) -> "Validation":
         return v
 
 
+@dataclass(frozen=True)
+class HistorySlice:
+    """The part of the driver's bucket history (validator.history) that one partition's objects need:
+    their versions, when altered. What the worker's hooks learn goes back with the results."""
+
+    protection: Any = None  # BucketProtection
+    keys: tuple[tuple[ObjectRef, list[Any]], ...] = ()  # lies_at -> [ObjectVersion], newest first
+    more_versions: tuple[tuple[ObjectRef, int], ...] = ()
+
+    @classmethod
+    def of(cls, v: "Validation", refs: Iterable[ObjectRef]) -> "HistorySlice | None":
+        h = getattr(v, "history", None)
+        if h is None:
+            return None
+        keys = tuple((r, h.keys[r]) for r in refs if r in h.keys)
+        more = tuple((r, h.more_versions[r]) for r, _ in keys if r in h.more_versions)
+        return cls(h.protection, keys, more)
+
+
+@dataclass
+class Learned:
+    """What a task's history hooks found: retention headers seen, deleted digests recovered."""
+
+    locks: dict[ObjectRef, Any]
+    recovered: dict[ObjectRef, Any]
+
+
+def _task_checker(spec: CheckSpec, hist: HistorySlice | None) -> "Validation":
+    """The worker's checker for one task: shared source, keys and pool, a history of the task's own."""
+    v = copy.copy(_checker(spec))
+    if hist is not None:
+        from ..history import History
+        v.history = History(v, hist.protection)
+        v.history.keys = dict(hist.keys)
+        v.history.more_versions = dict(hist.more_versions)
+    return v
+
+
+def _learned(v: "Validation") -> Learned | None:
+    h = getattr(v, "history", None)
+    return Learned(dict(h.locks), dict(h.recovered)) if h is not None else None
+
+
 # --- the tasks (module functions: workers import them by name) ------------------------------------
 
 
-def check_digests(spec: CheckSpec, refs: list[ObjectRef]) -> list[CheckedDigest]:
+def check_digests(spec: CheckSpec, refs: list[ObjectRef],
+                  hist: HistorySlice | None = None) -> tuple[list[CheckedDigest], Learned | None]:
     from ..pipeline import bounded_map
-    v = _checker(spec)
-    return list(bounded_map(v._pool, v._fetch_digest, refs, v._window))
+    v = _task_checker(spec, hist)
+    return list(bounded_map(v._pool, v._fetch_digest, refs, v._window)), _learned(v)
 
 
-def check_logs(spec: CheckSpec, items: list[tuple[LogFileRef, ObjectRef]]) -> list[LogRecord]:
+def check_logs(spec: CheckSpec, items: list[tuple[LogFileRef, ObjectRef]],
+               hist: HistorySlice | None = None) -> tuple[list[LogRecord], Learned | None]:
     """Hash log files; each comes with where its listing digest lies (all a LogRecord names of it)."""
     from ..pipeline import bounded_map
-    v = _checker(spec)
+    v = _task_checker(spec, hist)
     full = [(lf, CheckedDigest(lies_at=at, original=at, verdict=Verdict.valid())) for lf, at in items]
-    return list(bounded_map(v._pool, v._check_listed_log, full, v._window))
+    return list(bounded_map(v._pool, v._check_listed_log, full, v._window)), _learned(v)
 
 
 # --- partitions ------------------------------------------------------------------------------------
@@ -250,14 +296,15 @@ class DaskEngine:
     def map_digests(self, validation: "Validation", refs: Sequence[ObjectRef]) -> Iterator[CheckedDigest]:
         spec = self._spec(validation)
         parts = partitions(refs, lambda r: _folder(r.key), self.partition_max)
-        return self._map(check_digests, spec, parts, _lost_digests(validation))
+        return self._map(check_digests, spec, parts, _lost_digests(validation), validation, lambda part: part)
 
     def map_logs(self, validation: "Validation",
                  items: Sequence[tuple[LogFileRef, CheckedDigest]]) -> Iterator[LogRecord]:
         spec = self._spec(validation)
         small = ((lf, d.lies_at) for lf, d in items)  # the digest travels as its location only
         parts = partitions(small, lambda it: _folder(it[1].key), self.partition_max)
-        return self._map(check_logs, spec, parts, _lost_logs(validation))
+        return self._map(check_logs, spec, parts, _lost_logs(validation), validation,
+                         lambda part: [validation.locations.to_copy(lf.ref) for lf, _ in part])
 
     def close(self) -> None:
         try:
@@ -284,19 +331,22 @@ class DaskEngine:
             threads = 1
         return max(2, 2 * threads)
 
-    def _map(self, fn: Callable[[CheckSpec, list], list], spec: CheckSpec, parts: Iterable[list],
-             lost: Callable[[list, BaseException], list]) -> Iterator[Any]:
+    def _map(self, fn: Callable[..., tuple[list, Learned | None]], spec: CheckSpec, parts: Iterable[list],
+             lost: Callable[[list, BaseException], list], v: "Validation",
+             refs_of: Callable[[list], list[ObjectRef]]) -> Iterator[Any]:
         pending: deque[tuple[Any, list]] = deque()
         window = self.in_flight()
         try:
             for part in parts:
                 self._n += 1
                 key = f"ctvalidate-{fn.__name__}-{self._run}-{self._n}"
-                pending.append((self.client.submit(fn, spec, part, key=key, retries=RETRIES, pure=False), part))
+                hist = HistorySlice.of(v, refs_of(part))
+                pending.append((self.client.submit(fn, spec, part, hist, key=key, retries=RETRIES, pure=False),
+                                part))
                 if len(pending) >= window:
-                    yield from self._take(pending.popleft(), lost, self._lost())
+                    yield from self._take(pending.popleft(), lost, self._lost(), v)
             while pending:
-                yield from self._take(pending.popleft(), lost, self._lost())
+                yield from self._take(pending.popleft(), lost, self._lost(), v)
         finally:
             for fut, _ in pending:  # interrupted, or an error: nothing left running for this run
                 fut.cancel()
@@ -309,10 +359,11 @@ class DaskEngine:
 
     @staticmethod
     def _take(entry: tuple[Any, list], lost: Callable[[list, BaseException], list],
-              lost_errors: tuple[type[BaseException], ...]) -> list:
+              lost_errors: tuple[type[BaseException], ...], v: "Validation") -> list:
         fut, part = entry
         try:
-            result = fut.result()
+            result, learned = fut.result()
+            _merge(v, learned)
         except lost_errors as exc:
             result = lost(part, exc)
         except ConfigError as exc:  # e.g. a worker without credentials: the run cannot go on
@@ -322,6 +373,16 @@ class DaskEngine:
         if len(result) != len(part):  # one result per object, whatever happened on the cluster
             raise RuntimeError(f"a Dask task returned {len(result)} results for {len(part)} objects")
         return result
+
+
+def _merge(v: "Validation", learned: Learned | None) -> None:
+    """What the workers' history hooks found joins the driver's history, as if its own hooks had run."""
+    h = getattr(v, "history", None)
+    if learned is None or h is None:
+        return
+    with h._lock:
+        h.locks.update(learned.locks)
+        h.recovered.update(learned.recovered)
 
 
 def _lost_verdict(exc: BaseException) -> Verdict:
