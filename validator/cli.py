@@ -129,6 +129,9 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
     if (engine != "dask" and scheduler
             and click.get_current_context().get_parameter_source("scheduler") == click.core.ParameterSource.COMMANDLINE):
         raise click.UsageError("--scheduler goes with --engine dask")
+    if engine == "dask" and state:  # the state records what the driver's own reads saw; a worker's reads are not
+        raise click.UsageError("--state does not go with --engine dask yet: the workers' reads would not reach "
+                               "the state file")
     config = RunConfig(
         trail=trail_arn, start=start_time, end=end_time, bucket=s3_bucket, prefix=s3_prefix,
         account_id=account_id, regions=_csv(regions) or None, expect_regions=_csv(expect_regions),

@@ -208,3 +208,12 @@ def test_per_account_totals_in_the_summary():
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("444455556666"))
     assert "1 INVALID" in line and "digest files valid" in line
     json.dumps(run.summary.to_json())
+
+
+def test_state_with_the_dask_engine_is_a_usage_error(tmp_path):
+    trail = generate(hours=2)
+    trail.write_evidence(str(tmp_path / "ev"))
+    r = CliRunner().invoke(main, ["validate", "--trail-arn", trail.arn, "--source", str(tmp_path / "ev"),
+                                  "--engine", "dask", "--state", str(tmp_path / "state.db")])
+    assert r.exit_code == 2 and "--state does not go with --engine dask" in r.stderr
+    assert not (tmp_path / "state.db").exists()
