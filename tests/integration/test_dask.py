@@ -306,6 +306,22 @@ def test_object_lock_retention_same_as_local(world, cluster):
     assert dask.records and all(r.get("immutable") for r in dask.records if r["kind"] in ("digest", "log"))
 
 
+
+def test_without_a_scheduler_a_local_cluster_is_started(world, tmp_path):
+    """`--engine dask` alone: the CLI starts a LocalCluster of worker processes for the run, and stops it."""
+    trail = world.build(("delete-log:us-east-1:1",), org_id=ORG, accounts=(ACCOUNT, MEMBERS[0]), hours=3)
+    path = tmp_path / "evidence"
+    trail.write_evidence(str(path))
+    local = world.validate_evidence(trail, path=path)
+    env = {k: v for k, v in _clean_env().items() if k != "DASK_SCHEDULER_ADDRESS"}
+    proc = subprocess.Popen([str(BIN / "ctvalidate"), "validate", "--trail-arn", trail.arn, "--output", "json",
+                             "--source", str(path), "--engine", "dask"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    dask = finish(proc)
+    assert local.exit_code == 1
+    _same(local, dask)
+
+
 def test_the_test_process_never_imported_distributed():
     """The runs above used the cluster and the CLI as child processes only (see the module docstring)."""
     assert "distributed" not in sys.modules
