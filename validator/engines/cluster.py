@@ -164,10 +164,10 @@ class Learned:
 
 def _task_checker(spec: CheckSpec, hist: HistorySlice | None) -> "Validation":
     """The worker's checker for one task: shared source, keys and pool, a history of the task's own."""
+    from ..history import History
     v = copy.copy(_checker(spec))
+    v.history = History(v, hist.protection if hist else None)  # per task: what it learns goes back with it
     if hist is not None:
-        from ..history import History
-        v.history = History(v, hist.protection)
         v.history.keys = dict(hist.keys)
         v.history.more_versions = dict(hist.more_versions)
     return v
