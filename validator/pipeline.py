@@ -1,13 +1,17 @@
 """Discovery, bounded concurrency, and the one place where exceptions become results.
 
-One (account, region) group at a time, in sorted order:
+One (account, region) group after another, in sorted order (with more than one worker, the next
+groups are already being listed and fetched while a group's records are written: GROUP_LOOKAHEAD):
  1. list the trail's digests in the window (with a margin for the neighbours the
     chain checks need), fetch and verify them concurrently;
  2. follow pointers from trusted digests to predecessors not listed;
  3. link the chains (core.chain), emit digest, missing and gap records;
  4. fetch and hash the log files trusted in-range digests list, concurrently;
  5. list the log folder, and classify log files no digest lists.
-Records come out in a deterministic order, whatever the concurrency.
+Records come out in a deterministic order, whatever the concurrency: each group's records are
+assembled in its own order and written in plan order; the log folder is listed while the group's log
+files are hashed. I/O concurrency is bounded by the one pool of `workers` threads that every group
+submits to (bounded_map), so running groups ahead adds no requests in flight beyond it.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ MAX_DIGEST_BYTES = 64 << 20
 MAX_POINTER_ROUNDS = 10_000
 READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retries
 RETRY_BACKOFF = 0.25
+GROUP_LOOKAHEAD = 2  # groups listed and fetched ahead of the one whose records are being written
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -158,6 +163,8 @@ class Validation:
         self._chains_seen: set[tuple[str, str]] = set()
         self._gaps: list[GapRecord] = []
         self._strays: dict[ObjectRef, ObjectRecord] = {}
+        self._lock = threading.Lock()  # for what group threads share: strays, oldest_found
+        self._helpers: ThreadPoolExecutor | None = None  # group lookahead and listing ahead (workers > 1)
         self.history = self._history()
 
     def _history(self) -> History:
@@ -197,16 +204,15 @@ class Validation:
 
     def records(self) -> Iterator[Record]:
         try:
-            for group in self.plan.groups:
+            for group, records in self._groups_in_order():
                 if self._stop.is_set():
                     return
-                for rec in self._group_records(group):
+                for rec in records:
                     self.summary.add(rec)
                     yield rec
-                for ref in sorted(self._strays):
-                    self.summary.add(self._strays[ref])
-                    yield self._strays[ref]
-                self._strays.clear()
+                for stray in self._take_strays(group):
+                    self.summary.add(stray)
+                    yield stray
             for rec in self._gap_records():
                 self.summary.add(rec)
                 yield rec
@@ -215,17 +221,64 @@ class Validation:
                 yield rec
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
+            if self._helpers is not None:
+                self._helpers.shutdown(wait=False, cancel_futures=True)
         if self.config.start is None:
             self.summary.requested_start = self.oldest_found
+
+    def _groups_in_order(self) -> Iterator[tuple[Group, list[Record]]]:
+        """Each group with its records, in plan order. With more than one worker, up to GROUP_LOOKAHEAD
+        further groups run meanwhile in helper threads (their reads go through the same bounded pool)."""
+        if (self.config.workers <= 1 or len(self.plan.groups) <= 1 or self.history.enabled or self.incremental
+                or not isinstance(self.engine, LocalEngine)):
+            # History (versions) and the state (--state: its observed listings, its SQLite connection) keep
+            # one group at a time, and a cluster engine has its own parallelism: with any of them, groups
+            # run in turn
+            for group in self.plan.groups:
+                if self._stop.is_set():
+                    return
+                yield group, self._group_records(group)
+            return
+        helpers = self._helper_pool()
+        running: deque[tuple[Group, Future[list[Record]]]] = deque()
+        todo = iter(self.plan.groups)
+        for group in todo:
+            running.append((group, helpers.submit(self._group_records, group)))
+            if len(running) > GROUP_LOOKAHEAD:
+                break
+        while running:
+            group, future = running.popleft()
+            records = future.result()
+            if not self._stop.is_set():
+                nxt = next(todo, None)
+                if nxt is not None:
+                    running.append((nxt, helpers.submit(self._group_records, nxt)))
+            yield group, records
+
+    def _helper_pool(self) -> ThreadPoolExecutor:
+        """Threads for whole groups and listings; never the read pool, so that waiting on reads cannot deadlock."""
+        if self._helpers is None:
+            self._helpers = ThreadPoolExecutor(max_workers=2 * (GROUP_LOOKAHEAD + 1), thread_name_prefix="ctv-ahead")
+        return self._helpers
+
+    def _take_strays(self, group: Group) -> list[ObjectRecord]:
+        """The stray objects found in this group's two folders, in key order (groups' folders never overlap)."""
+        root = group.root(self.plan.prefix)
+        folders = (f"{root}CloudTrail-Digest/{group.region}/", f"{root}CloudTrail/{group.region}/")
+        with self._lock:
+            mine = sorted(ref for ref in self._strays
+                          if ref.bucket == self.plan.bucket and ref.key.startswith(folders))
+            return [self._strays.pop(ref) for ref in mine]
 
     def interrupt(self) -> None:
         self._stop.set()
         self.summary.interrupted = True
 
     def _stray(self, ref: ObjectRef, where: str) -> None:
-        if ref not in self._strays:
-            self._strays[ref] = ObjectRecord(ref.bucket, ref.key, Verdict(
-                WARNING, "stray", f"{where}, but no CloudTrail name (or its date folder contradicts its name)"))
+        with self._lock:
+            if ref not in self._strays:
+                self._strays[ref] = ObjectRecord(ref.bucket, ref.key, Verdict(
+                    WARNING, "stray", f"{where}, but no CloudTrail name (or its date folder contradicts its name)"))
 
     # --- gaps -----------------------------------------------------------------------------
 
@@ -270,7 +323,9 @@ class Validation:
 
     def _gap_records(self) -> Iterator[GapRecord]:
         """Gaps, with an explanation found in another region of the account shared where the spans meet."""
-        explained = [g for g in self._gaps if g.explained_by is not None]
+        # in plan order (groups may finish in any order; a stable sort restores the order of a sequential run)
+        explained = [g for g in sorted(self._gaps, key=lambda g: (g.account_id, g.region))
+                     if g.explained_by is not None]
         for gap in sorted(self._gaps, key=lambda g: (g.account_id, g.region, g.start_time)):
             if gap.explained_by is None:
                 for other in explained:
@@ -373,6 +428,8 @@ class Validation:
         to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
         known_logs = self.incremental.logs(to_hash, self._log_listing(group, root, window_start)) \
             if self.incremental else None
+        # listed while the logs hash (after the state's prefetch of the same listing, which it then replays)
+        folder = self._list_ahead(self._log_folder, group, root, window_start)
         log_records = list(self.engine.map_logs(self, known_logs.fetch if known_logs else to_hash))
         if known_logs:
             log_records = known_logs.merge(log_records)
@@ -380,11 +437,22 @@ class Validation:
         self._explain_gaps(reg_found.gaps, log_records)
         self._gaps += reg_found.gaps
         out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
-                                   foreign)
+                                   foreign, in_folder=folder.result())
         out += self.history.annotate(out, window_start)
         if self.incremental:  # --state: what it recorded verified that is gone now
             out += self.incremental.after_group(self._log_listing(group, root, window_start)[0], window_start, out)
         return out
+
+    def _list_ahead(self, fn: Callable[..., T], *args: object) -> "Future[T]":
+        """Run a listing in a helper thread (inline with one worker), so it overlaps the reads that follow."""
+        if self.config.workers <= 1:
+            done: Future[T] = Future()
+            try:
+                done.set_result(fn(*args))
+            except BaseException as exc:  # handed over to .result(), as from a thread
+                done.set_exception(exc)
+            return done
+        return self._helper_pool().submit(fn, *args)
 
     @staticmethod
     def _history_starts_with_a_chain_start(regular: list[CheckedDigest]) -> bool:
@@ -423,7 +491,8 @@ class Validation:
             return self.config.start
         starts = [_span(d)[0] for d in checked if _span(d) is not None]
         start = min(starts) if starts else self.window_end
-        self.oldest_found = start if self.oldest_found is None else min(self.oldest_found, start)
+        with self._lock:
+            self.oldest_found = start if self.oldest_found is None else min(self.oldest_found, start)
         return start
 
     def _in_range(self, d: CheckedDigest, window_start: datetime) -> bool:
@@ -642,21 +711,11 @@ class Validation:
 
     def _unlisted_logs(self, group: Group, root: str, listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]],
                        window_start: datetime, coverage: list[tuple[datetime, datetime]],
-                       newest_end: datetime | None, foreign: list[ObjectRef]) -> list[LogRecord]:
-        folder, start_after, last_day = self._log_listing(group, root, window_start)
-        candidates: list[tuple[ObjectRef, KeyName]] = []
-        for obj in self.source.list(self.plan.bucket, folder, start_after):
-            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
-                break
-            original = self.locations.to_original(obj.ref)
-            name = parse_key(original.key)
-            if name is None or name.is_digest:
-                self._stray(obj.ref, "in the log folder")
-                continue
-            if not (window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end):
-                continue
-            if original not in listed:
-                candidates.append((original, name))
+                       newest_end: datetime | None, foreign: list[ObjectRef],
+                       in_folder: list[tuple[ObjectRef, KeyName]] | None = None) -> list[LogRecord]:
+        if in_folder is None:
+            in_folder = self._log_folder(group, root, window_start)
+        candidates = [(original, name) for original, name in in_folder if original not in listed]
         if not candidates:
             return []
         if foreign:
@@ -680,6 +739,22 @@ class Validation:
         folder = f"{root}CloudTrail/{group.region}/"
         return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
             self.window_end.strftime("%Y/%m/%d")
+
+    def _log_folder(self, group: Group, root: str, window_start: datetime) -> list[tuple[ObjectRef, KeyName]]:
+        """The log files in the group's log folder whose time lies in the window (original locations)."""
+        folder, start_after, last_day = self._log_listing(group, root, window_start)
+        found: list[tuple[ObjectRef, KeyName]] = []
+        for obj in self.source.list(self.plan.bucket, folder, start_after):
+            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
+                break
+            original = self.locations.to_original(obj.ref)
+            name = parse_key(original.key)
+            if name is None or name.is_digest:
+                self._stray(obj.ref, "in the log folder")
+                continue
+            if window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end:
+                found.append((original, name))
+        return found
 
     def _classify_unlisted(self, t: datetime, coverage: list[tuple[datetime, datetime]],
                            newest_end: datetime | None, latest: datetime) -> Verdict:

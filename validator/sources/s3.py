@@ -48,6 +48,7 @@ UTC = timezone.utc
 DEFAULT_MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
+EXTRA_CONNECTIONS = 8
 #: ListPublicKeys with no start: a time before CloudTrail log file validation existed (Nov 2015)
 KEYS_EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 
@@ -154,7 +155,9 @@ class S3Source(Source):
             "max_attempts": _env_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS),
         }
         s3_opts = {"addressing_style": "path"} if endpoint_url else None  # emulators serve path-style
-        self._config = Config(retries=retries, max_pool_connections=max(10, workers),
+        # one connection per worker, and some for the listings and group threads that run alongside them
+        # (pipeline.GROUP_LOOKAHEAD): urllib3 opens, then discards, connections beyond the pool
+        self._config = Config(retries=retries, max_pool_connections=max(10, workers + EXTRA_CONNECTIONS),
                               connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, s3=s3_opts,
                               user_agent_extra="ctvalidate")
         self._lock = threading.Lock()
