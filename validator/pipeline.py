@@ -50,6 +50,7 @@ MAX_DIGEST_BYTES = 64 << 20
 MAX_POINTER_ROUNDS = 10_000
 READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retries
 RETRY_BACKOFF = 0.25
+PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
 GROUP_LOOKAHEAD = 2  # groups listed and fetched ahead of the one whose records are being written
 
 T = TypeVar("T")
@@ -113,10 +114,17 @@ def plan_locations(source: Source, cfg: RunConfig, info: TrailInfo | None) -> Pl
         if acct in top:
             roots.append((None, acct))
     groups: list[Group] = []
-    for org, acct in roots:
-        root = Group(acct, "", org).root(prefix)
-        regions = set(source.list_folders(bucket, root + "CloudTrail-Digest/"))
-        regions |= set(source.list_folders(bucket, root + "CloudTrail/"))
+
+    def folders(job: tuple[str, str]) -> list[str]:
+        return source.list_folders(bucket, job[0] + job[1])
+
+    # two listings per account, concurrently (an organization bucket has hundreds of accounts), in order
+    jobs = [(Group(acct, "", org).root(prefix), sub) for org, acct in roots
+            for sub in ("CloudTrail-Digest/", "CloudTrail/")]
+    with ThreadPoolExecutor(max_workers=max(1, min(cfg.workers, PLAN_LISTINGS))) as pool:
+        listed = list(pool.map(folders, jobs))
+    for i, (org, acct) in enumerate(roots):
+        regions = set(listed[2 * i]) | set(listed[2 * i + 1])
         for region in sorted(r for r in regions if re.fullmatch(REGION, r)):
             if cfg.regions is None or region in cfg.regions:
                 groups.append(Group(acct, region, org))

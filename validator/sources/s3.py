@@ -25,6 +25,7 @@ import http.client
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -606,8 +607,9 @@ class S3Source(Source):
 
     def public_keys(self, regions: list[str], start: datetime | None, end: datetime) -> KeyRing:
         ring = KeyRing()
-        for region in regions:
-            entries = self.list_public_key_entries(region, start, end)
+        with ThreadPoolExecutor(max_workers=max(1, min(len(regions), 16))) as pool:  # one call per region, at once
+            fetched = list(pool.map(lambda r: self.list_public_key_entries(r, start, end), regions))
+        for region, entries in zip(regions, fetched):
             self.public_key_entries[region] = entries
             add_entries(ring, entries, origin=f"ListPublicKeys {region}")
         return ring
