@@ -31,6 +31,7 @@ from botocore.awsrequest import AWSResponse
 from validator.model import ObjectMeta, parse_time
 
 PAGE = 1000  # S3's page size
+JSON_11 = "application/x-amz-json-1.1"
 
 
 class _Raw:
@@ -116,8 +117,8 @@ class MemoryAws:
         elif op == "GetTrailStatus":
             body = self.status
         else:
-            return _response(request, 501, b'{"__type":"NotImplemented"}', {"content-type": "application/x-amz-json-1.1"})
-        return _response(request, 200, orjson.dumps(body), {"content-type": "application/x-amz-json-1.1"})
+            return _response(request, 501, b'{"__type":"NotImplemented"}', {"content-type": JSON_11})
+        return _response(request, 200, orjson.dumps(body), {"content-type": JSON_11})
 
     # --- S3 (REST XML) ---------------------------------------------------------------------------
 
@@ -247,7 +248,8 @@ def from_evidence(path: str, latency: float, s3: bool = True) -> MemoryAws:
     t = src.trail
     if t is not None:
         mem.trail = {"Name": t.name, "TrailARN": f"arn:aws:cloudtrail:{t.home_region}:{t.account_id}:trail/{t.name}",
-                     "S3BucketName": t.bucket, "HomeRegion": t.home_region, "IsMultiRegionTrail": bool(t.is_multi_region),
+                     "S3BucketName": t.bucket, "HomeRegion": t.home_region,
+                     "IsMultiRegionTrail": bool(t.is_multi_region),
                      "IsOrganizationTrail": t.is_organization_trail, "LogFileValidationEnabled": True}
         if t.prefix:
             mem.trail["S3KeyPrefix"] = t.prefix
