@@ -381,6 +381,24 @@ class Bench:
             L.append(f"| {w.name} | {i['digests']} | {i['logs']} | {mib(h['cli']['peak_rss'])} | "
                      f"{h['cli']['seconds']:.1f} s | {mib(h['s3']['peak_rss'] - h['s3']['store_rss'])} |")
         L += ["", "## Goals (as measured)", ""] + self.goals()
+        L += ["", "## Reading the figures", "",
+              "- The machine is shared with other jobs (see the load average above): every figure, the ceilings "
+              "included, was taken under that load, so ratios taken in the same run are more telling than absolutes.",
+              "- The bare `get_object` ceiling reads bytes and does nothing with them; ctvalidate also inflates and "
+              "hashes every log file. With large log files the run is bound by that CPU work, not by requests, so "
+              "its fraction of the request ceiling falls with the log size (compare the gunzip + SHA-256 ceiling).",
+              "- botocore spends about a millisecond of Python per request under the GIL: at 30 ms per request, "
+              "that CPU, not the number of workers, bounds the request rate on two cores.",
+              "- The AWS CLI validates one region per run (`--region`); it is run once per region of the trail, "
+              "one after the other, as a user would. It makes one request at a time, so at 30 ms its rate is "
+              "about 1/latency.",
+              "- The evidence path also hashes the compressed bytes (the manifest's SHA-256, to detect evidence "
+              "changed after acquisition) and opens each file below objects/ without following links; the ceiling "
+              "does neither.",
+              "- Peak RSS on evidence includes the manifest's index of every object (O(objects) by design); the "
+              "pipeline holds one (account, region) group's digests and records at a time (up to "
+              "1 + GROUP_LOOKAHEAD groups with several workers), so its memory grows with the history of one "
+              "group."]
         if self.notes:
             L += ["", "## Warnings", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(L) + "\n"
