@@ -212,13 +212,13 @@ def ceiling(path: str, threads: int, repeats: int) -> dict[str, Any]:
     raw = sum(len(zlib.decompress(b, 31)) for b in bodies)
     out: dict[str, Any] = {"inflater": INFLATER, "uncompressed": raw, "files": len(bodies)}
 
-    def timed(fn) -> float:
+    def timed(fn) -> float:  # a ceiling: the best of the repeats (load only ever slows it down)
         best = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             fn()
             best.append(time.perf_counter() - t0)
-        return sorted(best)[len(best) // 2]
+        return min(best)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(_gunzip_sha, bodies[:threads]))
@@ -267,17 +267,19 @@ def digest_verify(path: str, repeats: int) -> dict[str, Any]:
             data["_signature"], data["_signature_algorithm"] = md["signature"], md["signature-algorithm"]
             validator.validate(ref.bucket, ref.key, by_fp[data["digestPublicKeyFingerprint"]], data, inflated)
 
-    def timed(fn) -> float:
-        fn()
-        runs = []
-        for _ in range(repeats):
+    ours(), theirs()  # warm
+    runs: dict[str, list[float]] = {"ours": [], "awscli": []}
+    for _ in range(repeats):  # alternately, so that a change of load hits both alike
+        for name, fn in (("ours", ours), ("awscli", theirs)):
             t0 = time.perf_counter()
             fn()
-            runs.append(time.perf_counter() - t0)
-        return sorted(runs)[len(runs) // 2]
+            runs[name].append(time.perf_counter() - t0)
 
-    return {"digests": len(digests), "distinct": distinct, "ours_seconds": timed(ours), "awscli_seconds": timed(theirs),
-            "digest_bytes": sum(len(b) for _, b, _ in digests)}
+    def median(xs: list[float]) -> float:
+        return sorted(xs)[len(xs) // 2]
+
+    return {"digests": len(digests), "distinct": distinct, "ours_seconds": median(runs["ours"]),
+            "awscli_seconds": median(runs["awscli"]), "digest_bytes": sum(len(b) for _, b, _ in digests)}
 
 
 DRIVERS = {"ours_evidence": ours_evidence, "ours_s3": ours_s3, "bare_get": bare_get, "awscli": awscli,
