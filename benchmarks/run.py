@@ -236,6 +236,7 @@ class Bench:
         self.args = args
         self.repeats = args.repeats or (1 if args.quick else 3)
         self.workers = args.workers or default_workers()
+        self.local_workers = args.workers or default_workers(local=True)  # what `validate --source` uses
         self.latency = args.latency_ms / 1000
         self.threads = os.cpu_count() or 1
         self.sizes = throughput_workloads(args.quick)
@@ -267,7 +268,7 @@ class Bench:
         r = self.r.setdefault(w.name, {})
         log(f"{w.name}: ceiling (gunzip + SHA-256 on {self.threads} cores) and ctvalidate on the evidence directory")
         runs = interleaved(n, ceiling=lambda: run_child("ceiling", path=p, threads=self.threads, repeats=3),
-                           evidence=lambda: run_child("ours_evidence", path=p, workers=W),
+                           evidence=lambda: run_child("ours_evidence", path=p, workers=self.local_workers),
                            evidence_1=lambda: run_child("ours_evidence", path=p, workers=1))
         r["ceiling"] = best_run(runs["ceiling"])
         r["evidence"], r["evidence_1"] = median_run(runs["evidence"]), median_run(runs["evidence_1"])
@@ -329,7 +330,8 @@ class Bench:
               f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']}, Python {m['python']}, {m['os']}; "
               f"load average at the end {m['load']} (the machine is shared: figures are noisy)", "",
               f"Packages: {m['packages']}; inflater: {self.r[self.sizes[0].name]['ceiling']['inflater']}", "",
-              f"Workers: {W} (ctvalidate's default here), and 64; the AWS CLI has one request at a time.", ""]
+              f"Workers: on S3 {W} (ctvalidate's default here for S3), and 64; on the evidence directory "
+              f"{self.local_workers} (its default for --source); the AWS CLI has one request at a time.", ""]
         L += ["## Trails (the project's generator; two regions)", "",
               "| size | log files | digests | logs compressed | uncompressed | mean log file |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -351,7 +353,8 @@ class Bench:
                      f" | {fmt(self.ops(r[f'bare_{W}']))} obj/s | {fmt(self.ops(r['bare_64']))} obj/s | "
                      f"{fmt(self.ops(r['moto_bare']))} obj/s |")
         L += ["", "## Evidence directory (CPU-bound)", "",
-              f"| size | log MB/s (uncompressed) | log files/s | digests/s | of the ceiling | 1 worker | peak RSS |",
+              f"| size | log MB/s (uncompressed), {self.local_workers} workers | log files/s | digests/s | of the ceiling "
+              "| 1 worker | peak RSS |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for w in self.sizes:
             r, i = self.r[w.name], self.info[w.name]

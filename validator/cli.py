@@ -136,7 +136,7 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
         trail=trail_arn, start=start_time, end=end_time, bucket=s3_bucket, prefix=s3_prefix,
         account_id=account_id, regions=_csv(regions) or None, expect_regions=_csv(expect_regions),
         expect_accounts=_csv(expect_accounts), backfill_horizon=backfill_horizon, copy_of=copy_of,
-        workers=workers or default_workers(), check_write_times=check_write_times,
+        workers=workers or default_workers(local=source_dir is not None), check_write_times=check_write_times,
         write_time_tolerance=write_time_tolerance, require_explained_gaps=require_explained_gaps,
         extra_log_keys=frozenset(expect_log_keys),
     )
