@@ -690,7 +690,9 @@ class Validation:
                     stream.verify_rest()
                 except EvidenceModifiedError as modified:
                     return self._read_failure(lies_at, modified, is_digest=False)
-                except (SourceError, IntegrityError):
+                except SourceError as damaged:  # the body was not the stored object: a transport fault, retried
+                    return self._read_failure(lies_at, damaged, is_digest=False)
+                except IntegrityError:
                     pass
                 if hasher.too_large:
                     return Verdict(INVALID, "hash_mismatch", f"hash value doesn't match: {exc}")

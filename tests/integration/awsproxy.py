@@ -22,7 +22,11 @@ request to moto unchanged, except:
   with AccessDeniedException, as IAM refuses them;
 - `state.rejected_access_keys`: every request signed with one of them is refused as AWS refuses
   unknown credentials;
-- `state.faults`: throttling (503 SlowDown), 500s, bodies cut short, delays;
+- `state.faults`: misbehaviour on chosen requests (see `Fault`): before any answer (a delay or stall,
+  503 SlowDown / ThrottlingException, 500, a reset), or in a GetObject body (cut short, reset or stalled
+  mid-body, trickled, longer or shorter than its Content-Length, a byte changed under the real ETag);
+  on object reads by key, or on any operation by name (ListObjectsV2, DescribeTrails, GetTrailStatus,
+  ListPublicKeys, ...);
 - ListObjectsV2 and ListObjectVersions pages are capped at `state.list_page_size` keys, so that
   every listing exercises continuation tokens and key markers;
 - `state.write_times` pins the LastModified of objects (bucket, key, version id) to the time
@@ -39,6 +43,7 @@ import http.client
 import json
 import re
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -68,15 +73,40 @@ SSE_C_MESSAGE = ("The object was stored using a form of Server Side Encryption. 
                  "provided to retrieve the object.")
 
 
+#: faults answered instead of the request (any operation)
+BEFORE_KINDS = ("delay", "throttle", "error500", "reset")
+#: faults in a GetObject body (the real status and headers, the real ETag)
+BODY_KINDS = ("truncate", "reset_body", "stall", "slow", "long_body", "short_length", "corrupt")
+
+
 @dataclass
 class Fault:
-    """Misbehave on requests matching (method, key substring): `kind` in throttle|error500|truncate|delay|reset."""
+    """Misbehave on matching requests.
+
+    Matching: with `operation` None, object requests of `method` whose key contains `key_contains`;
+    with `operation` set (e.g. "ListObjectsV2", "DescribeTrails"), requests of that operation whose
+    key or list prefix contains `key_contains`.
+
+    Kinds, before any answer: `delay` (sleep `delay` seconds, then answer: a stall when longer than
+    the client's read timeout), `throttle` (503 SlowDown; CloudTrail: ThrottlingException), `error500`,
+    `reset` (the connection is reset without an answer). In a GetObject body: `truncate` (half the body,
+    then the connection closes), `reset_body` (half the body, then a TCP reset), `stall` (half the body,
+    then nothing for `delay` seconds, default 30), `slow` (the whole body in 16 pieces, `delay` seconds
+    apart, default 0.05), `long_body` (the body, then junk beyond its Content-Length), `short_length`
+    (a Content-Length of half the body, and that half: a complete answer that is not the object),
+    `corrupt` (one byte changed, same length, the real ETag).
+    """
 
     kind: str
     key_contains: str
     method: str = "GET"
     times: int = 1  # how many matching requests; -1 for all
     delay: float = 0.0
+    operation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in BEFORE_KINDS + BODY_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}")
 
 
 @dataclass
@@ -100,27 +130,33 @@ class ProxyState:
     account: str = "111122223333"
     calls: list[tuple[str, str, str, str]] = field(default_factory=list)
     object_gets: dict[str, int] = field(default_factory=dict)  # access key -> S3 GETs of an object signed with it
+    faults_fired: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, operation, key)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             fresh = ProxyState(account=self.account)
             for name in ("public_keys", "key_page_size", "trail_status", "denied_kms_keys", "denied_list_buckets",
-                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message", "denied_list_prefixes", "calls", "write_times",
-                         "denied_version_listing", "denied_bucket_ops",
-                         "denied_operations", "object_gets"):
+                         "denied_objects", "sse_c", "faults", "list_page_size", "rejected_access_keys", "kms_message",
+                         "denied_list_prefixes", "calls", "write_times", "denied_version_listing", "denied_bucket_ops",
+                         "denied_operations", "object_gets", "faults_fired"):
                 setattr(self, name, getattr(fresh, name))
 
     def calls_of(self, operation: str) -> list[tuple[str, str, str, str]]:
         with self.lock:
             return [c for c in self.calls if c[1] == operation]
 
-    def take_fault(self, method: str, key: str) -> Fault | None:
+    def take_fault(self, method: str, key: str, operation: str | None = None) -> Fault | None:
+        """The first fault matching an object request (`operation` None) or an operation, used up once."""
         with self.lock:
             for f in self.faults:
-                if f.method == method and f.key_contains in key and f.times != 0:
+                if f.times == 0 or f.key_contains not in key:
+                    continue
+                if (f.operation is None and operation is None and f.method == method) or (
+                        f.operation is not None and f.operation == operation):
                     if f.times > 0:
                         f.times -= 1
+                    self.faults_fired.append((f.kind, operation or method, key))
                     return f
         return None
 
@@ -239,6 +275,9 @@ class _Handler(BaseHTTPRequestHandler):
         if denied:
             return self._json(400, {"__type": "AccessDeniedException", "message": f"User: arn:aws:iam::{state.account}"
                                     f":user/auditor is not authorized to perform: {service}:{op}"})
+        fault = state.take_fault(self.command, "", operation=op)
+        if fault is not None and self._fault_before(fault, json_api=True):
+            return
         if service == "cloudtrail" and op == "ListPublicKeys":
             return self._list_public_keys(state, region, body)
         if service == "cloudtrail" and op == "GetTrailStatus":
@@ -304,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.calls.append(("s3", op, region, f"{bucket}/{key}"))
 
+        if op in ("ListObjectsV2", "ListObjectVersions") or not key:
+            fault = state.take_fault(self.command, query.get("prefix", ""), operation=op)
+            if fault is not None and self._fault_before(fault, json_api=False):
+                return
         if op in ("ListObjectsV2", "ListObjectVersions"):
             prefix = query.get("prefix", "")
             if bucket in state.denied_list_buckets or (op == "ListObjectVersions" and bucket in
@@ -326,23 +369,9 @@ class _Handler(BaseHTTPRequestHandler):
                                   [("Content-Type", "application/xml")])
             return self._relay(*self._forward(body))
 
-        fault = state.take_fault(self.command, key)
-        if fault is not None:
-            if fault.kind == "delay":
-                time.sleep(fault.delay)
-            elif fault.kind == "throttle":
-                return self._send(503, _xml_error("SlowDown", "Please reduce your request rate."),
-                                  [("Content-Type", "application/xml")])
-            elif fault.kind == "error500":
-                return self._send(500, _xml_error("InternalError", "We encountered an internal error."),
-                                  [("Content-Type", "application/xml")])
-            elif fault.kind == "reset":
-                self.close_connection = True
-                try:
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return
+        fault = state.take_fault(self.command, key) or state.take_fault(self.command, key, operation=op)
+        if fault is not None and self._fault_before(fault, json_api=False):
+            return
 
         ref = (bucket, key)
         if op in ("PutObject", "CopyObject"):
@@ -384,9 +413,78 @@ class _Handler(BaseHTTPRequestHandler):
                 message = KMS_MESSAGES[state.kms_message].format(account=state.account)
                 return self._send(403, _xml_error("AccessDenied", message),
                                   [("Content-Type", "application/xml")])
-        if fault is not None and fault.kind == "truncate" and op == "GetObject":
-            return self._relay(status, headers, data, cut_at=max(1, len(data) // 2))
+        if fault is not None and fault.kind in BODY_KINDS and op == "GetObject" and status in (200, 206):
+            return self._faulty_body(fault, status, headers, data)
         self._relay(status, headers, data)
+
+    # --- faults
+
+    def _fault_before(self, fault: Fault, json_api: bool) -> bool:
+        """Answer a request as `fault` says, instead of forwarding it. False: forward it after all."""
+        if fault.kind == "delay":
+            time.sleep(fault.delay)
+            return False
+        if fault.kind == "throttle":
+            if json_api:
+                self._json(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+            else:
+                self._send(503, _xml_error("SlowDown", "Please reduce your request rate."),
+                           [("Content-Type", "application/xml")])
+            return True
+        if fault.kind == "error500":
+            if json_api:
+                self._json(500, {"__type": "InternalFailure", "message": "An internal error occurred."})
+            else:
+                self._send(500, _xml_error("InternalError", "We encountered an internal error."),
+                           [("Content-Type", "application/xml")])
+            return True
+        if fault.kind == "reset":
+            self._reset()
+            return True
+        return False  # a body fault: applied to the answer
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP reset (SO_LINGER 0), not an orderly close."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _faulty_body(self, fault: Fault, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+        half = max(1, len(data) // 2)
+        if fault.kind == "truncate":
+            return self._relay(status, headers, data, cut_at=half)
+        if fault.kind == "corrupt":
+            body = bytearray(data)
+            body[half - 1] ^= 0x20
+            return self._relay(status, headers, bytes(body))
+        if fault.kind == "long_body":
+            self._send(status, data + b"JUNK" * 1024, headers, content_length=len(data))
+            return
+        if fault.kind == "short_length":
+            return self._send(status, data[:half], headers)
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if fault.kind == "slow":
+            step = max(1, -(-len(data) // 16))
+            for i in range(0, len(data), step):
+                self.wfile.write(data[i:i + step])
+                self.wfile.flush()
+                time.sleep(fault.delay or 0.05)
+            return
+        self.wfile.write(data[:half])
+        self.wfile.flush()
+        if fault.kind == "stall":
+            time.sleep(fault.delay or 30)
+            self.close_connection = True
+            return
+        self._reset()  # reset_body
 
 
 def _version_of(value: str | None) -> str | None:
@@ -436,6 +534,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__(addr, _Handler)
         self.upstream = upstream
         self.state = state
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: a connection the proxy aborted on purpose must not print into the CLI's captured stderr."""
 
 
 class AwsProxy:

@@ -10,6 +10,14 @@ interface and the errors of :mod:`validator.errors`. What this module decides:
   `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` handling is left alone;
 - request retries are botocore's ("adaptive" mode); a body that breaks
   mid-stream is a TransportError, and the pipeline restarts the whole read;
+- every socket operation has a bounded timeout (connect 10 s, read 60 s; the
+  environment variables CTV_CONNECT_TIMEOUT / CTV_READ_TIMEOUT change them): a
+  stalled response or body ends as a TransportError, never a hang;
+- a body is checked against what S3 itself says of it: its Content-Length and,
+  where S3's ETag is the MD5 of the stored bytes (single-part, SSE-S3 or
+  unencrypted), its MD5. A body that disagrees was damaged on the way, not in
+  the bucket (S3 computes the ETag of what it stores; a writer cannot choose
+  it), so it is a TransportError, retried, never a verdict on the object;
 - each bucket's region is found once (GetBucketLocation, falling back to
   HeadBucket's `x-amz-bucket-region`), and objects are read through a client of
   that region;
@@ -21,6 +29,7 @@ interface and the errors of :mod:`validator.errors`. What this module decides:
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import os
 import re
@@ -65,6 +74,7 @@ _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchVersion"}
 _BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
                     "InvalidAccessKeyId", "SignatureDoesNotMatch", "AuthFailure", "InvalidSignatureException",
                     "IncompleteSignature", "InvalidToken"}
+_MD5_ETAG = re.compile(r"[0-9a-f]{32}")
 _KMS_ARN = re.compile(r"arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:key/[A-Za-z0-9\-]+")
 _KMS_WORDS = re.compile(r"\bkms\b|kms:|customer master key|ciphertext|KMS key", re.IGNORECASE)
 _SSE_C_WORDS = re.compile(r"server side encryption|customer|SSE-C|encryption key", re.IGNORECASE)
@@ -93,6 +103,18 @@ def _strip_etag(etag: Any) -> str | None:
     return etag.strip('"') if isinstance(etag, str) else None
 
 
+def md5_etag(meta: ObjectMeta) -> str | None:
+    """The MD5 that S3's ETag promises for the body, where it promises one.
+
+    S3's ETag is the MD5 of the object's bytes only for single-part objects stored unencrypted or with
+    SSE-S3; SSE-KMS, DSSE-KMS and SSE-C ETags are not, and a multipart ETag has a `-N` suffix.
+    """
+    etag = (meta.etag or "").lower()
+    if meta.sse not in (None, "AES256") or meta.sse_customer_algorithm or not _MD5_ETAG.fullmatch(etag):
+        return None
+    return etag
+
+
 def meta_from_response(ref: ObjectRef, resp: dict[str, Any]) -> ObjectMeta:
     """ObjectMeta from a GetObject or HeadObject response (the same fields in both)."""
     md = resp.get("Metadata") or {}
@@ -115,26 +137,53 @@ def meta_from_response(ref: ObjectRef, resp: dict[str, Any]) -> ObjectMeta:
 
 
 class S3Stream(ObjectStream):
-    """A GetObject body, read in CHUNK pieces; a broken or short body is a TransportError."""
+    """A GetObject body, read in CHUNK pieces.
+
+    A broken body, one shorter or longer than its Content-Length, or one whose MD5 is not the ETag S3
+    vouches for, is a TransportError: the bytes were damaged on the way, and the pipeline reads again.
+    """
 
     def __init__(self, ref: ObjectRef, meta: ObjectMeta, body: Any):
         self.meta = meta
         self._ref = ref
         self._body = body
+        self._md5_expected = md5_etag(meta)
+        self._md5 = hashlib.md5(usedforsecurity=False) if self._md5_expected else None
+        self._n = 0
+        self._done = False
 
-    def chunks(self) -> Iterator[bytes]:
-        n = 0
+    def _raw_chunks(self) -> Iterator[bytes]:
         try:
             for chunk in self._body.iter_chunks(CHUNK):
-                n += len(chunk)
+                self._n += len(chunk)
+                if self._md5 is not None:
+                    self._md5.update(chunk)
                 yield chunk
         except (NoCredentialsError, PartialCredentialsError):
             raise ConfigError(_NO_CREDENTIALS) from None
         except _STREAM_ERRORS as exc:
-            raise TransportError(f"the body broke off after {n} bytes ({_describe(exc)})") from None
+            raise TransportError(f"the body broke off after {self._n} bytes ({_describe(exc)})") from None
+        self._done = True
+        self._check_complete()
+
+    def chunks(self) -> Iterator[bytes]:
+        yield from self._raw_chunks()
+
+    def _check_complete(self) -> None:
         expected = self.meta.size
-        if expected is not None and n != expected:
-            raise TransportError(f"got {n} bytes of {expected}")
+        if expected is not None and self._n != expected:
+            raise TransportError(f"got {self._n} bytes of {expected}")
+        if self._md5 is not None and self._md5.hexdigest() != self._md5_expected:
+            raise TransportError(f"the body's MD5 {self._md5.hexdigest()} is not its ETag {self._md5_expected}: "
+                                 "damaged on the way")
+
+    def verify_rest(self) -> None:
+        """After the content was refused mid-stream: read the rest, and raise TransportError when the body
+        S3 sent is not the object S3 stores (so that a transport fault is never taken for tampering)."""
+        if self._done:
+            return
+        for _ in self._raw_chunks():
+            pass
 
     def close(self) -> None:
         try:
@@ -159,7 +208,8 @@ class S3Source(Source):
         # one connection per worker, and some for the listings and group threads that run alongside them
         # (pipeline.GROUP_LOOKAHEAD): urllib3 opens, then discards, connections beyond the pool
         self._config = Config(retries=retries, max_pool_connections=max(10, workers + EXTRA_CONNECTIONS),
-                              connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, s3=s3_opts,
+                              connect_timeout=_env_float("CTV_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+                              read_timeout=_env_float("CTV_READ_TIMEOUT", READ_TIMEOUT), s3=s3_opts,
                               user_agent_extra="ctvalidate")
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, str], Any] = {}
@@ -657,3 +707,12 @@ def _env_int(name: str, default: int) -> int:
         return max(1, int(os.environ.get(name, "")))
     except ValueError:
         return default
+
+
+def _env_float(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (a timeout), else `default`."""
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return default
+    return value if 0 < value < 86400 else default

@@ -1,0 +1,106 @@
+"""Acceptance: every transport fault, injected against a clean trail, on one digest or one log file.
+
+Each run ends with exit 0 (retried through, or the fault was harmless) or exit 3 with exactly the
+affected objects `unverifiable` (the faulted object with `transport_error`; for a digest, also the log
+files only it lists, `not_covered`), never exit 1, a traceback or a hang (pytest-timeout bounds each
+run; the client's read timeout is shortened so that a stalled body ends in a second, not a minute).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .awsproxy import Fault
+
+pytestmark = pytest.mark.integration
+
+#: faults that lose or damage the bytes: once, they are retried through; always, the object is unverifiable
+DAMAGING = ["error500", "throttle", "reset", "delay", "truncate", "reset_body", "stall", "short_length", "corrupt"]
+#: faults that only slow or pad the answer: the object verifies even when every read has them
+HARMLESS = ["slow", "long_body"]
+STALL = 30.0  # seconds a stalled answer sleeps: far longer than the client read timeout below
+READ_TIMEOUT = "1"
+
+
+@pytest.fixture
+def faulty(world, monkeypatch):
+    """A clean trail, a shortened client read timeout, and a function that injects one fault and validates."""
+    monkeypatch.setenv("CTV_READ_TIMEOUT", READ_TIMEOUT)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # botocore retries once; the pipeline's own retries still apply
+    trail = world.deploy()
+
+    def run(kind: str, what: str, times: int):
+        if what == "digest":
+            obj = trail.digests(region="us-east-1")[1]
+        else:
+            obj = trail.logs(region="eu-west-1")[1]
+        delay = STALL if kind in ("delay", "stall") else 0.0
+        world.state.faults.append(Fault(kind, obj.ref.key, times=times, delay=delay))
+        result = world.validate(trail)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert world.state.faults_fired, "the fault never fired"
+        return trail, obj, result
+
+    return run
+
+
+def _not_valid(run) -> dict[str, tuple[str, str]]:
+    return {r["key"]: (r["status"], r["reason"]) for r in run.records
+            if r["kind"] in ("digest", "log") and r["status"] != "valid"}
+
+
+def _reads(world, key: str) -> int:
+    return sum(1 for c in world.state.calls_of("GetObject") if c[3].endswith(key))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("what", ["digest", "log"])
+@pytest.mark.parametrize("kind", DAMAGING + HARMLESS)
+def test_a_fault_once_is_retried_through(faulty, world, kind, what):
+    trail, obj, run = faulty(kind, what, times=1)
+    assert run.exit_code == 0, (run.stdout, run.stderr)
+    assert run.by_key(obj.ref.key)["status"] == "valid"
+    assert len(run.of("digest")) == len(trail.digests()) and len(run.of("log")) == len(trail.logs())
+    if kind in DAMAGING:
+        assert _reads(world, obj.ref.key) >= 2
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("what", ["digest", "log"])
+@pytest.mark.parametrize("kind", DAMAGING)
+def test_a_persistent_fault_makes_exactly_the_affected_objects_unverifiable(faulty, world, kind, what):
+    trail, obj, run = faulty(kind, what, times=-1)
+    assert run.exit_code == 3, (run.stdout, run.stderr)
+    expected = {obj.ref.key: ("unverifiable", "transport_error")}
+    if what == "digest":  # its log files lose their proof, and only they
+        doc = trail.digest_doc(obj.ref)
+        expected.update({lf["s3Object"]: ("unverifiable", "not_covered") for lf in doc["logFiles"]})
+    assert _not_valid(run) == expected
+    assert len(run.of("digest")) == len(trail.digests()) and len(run.of("log")) == len(trail.logs())
+    assert run.of(kind="gap") == []
+    assert _reads(world, obj.ref.key) >= 2  # retried before giving up
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("what", ["digest", "log"])
+@pytest.mark.parametrize("kind", HARMLESS)
+def test_a_harmless_fault_on_every_read_still_verifies(faulty, kind, what):
+    trail, obj, run = faulty(kind, what, times=-1)
+    assert run.exit_code == 0, (run.stdout, run.stderr)
+    assert run.by_key(obj.ref.key)["status"] == "valid"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["corrupt", "short_length"])
+def test_a_damaged_kms_body_is_caught_by_its_stored_checksum(world, kind):
+    """SSE-KMS ETags are no MD5, so there the ETag check is not made; an object stored with a checksum
+    (x-amz-checksum-*) is checked by botocore instead, once the rest of the body has been read."""
+    trail = world.deploy(kms_key_arn="create")
+    obj = trail.logs(region="eu-west-1")[1]
+    head = world.client("s3").head_object(Bucket=obj.ref.bucket, Key=obj.ref.key, ChecksumMode="ENABLED")
+    if not any(k.startswith("Checksum") and k != "ChecksumType" for k in head):
+        pytest.skip("this boto3 stores no checksum with the object")
+    world.state.faults.append(Fault(kind, obj.ref.key, times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 3, run.stdout
+    assert _not_valid(run) == {obj.ref.key: ("unverifiable", "transport_error")}
