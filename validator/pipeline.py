@@ -96,7 +96,9 @@ def plan_locations(source: Source, cfg: RunConfig, info: TrailInfo | None) -> Pl
     folder found below them, organization layout included. `inspect` shows the same plan."""
     bucket = cfg.bucket or (info.bucket if info else None)
     if not bucket:
-        raise ConfigError("no S3 bucket: give --s3-bucket, or allow DescribeTrails for the trail")
+        why = list(getattr(source, "problems", None) or [])  # e.g. DescribeTrails failed, and how
+        raise ConfigError("no S3 bucket: give --s3-bucket, or allow DescribeTrails for the trail"
+                          + (f" ({why[-1]})" if why else ""))
     prefix = normalize_prefix(cfg.prefix if cfg.prefix is not None else (info.prefix if info else ""))
     base = f"{prefix}AWSLogs/"
     top = source.list_folders(bucket, base)

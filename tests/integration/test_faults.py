@@ -104,3 +104,86 @@ def test_a_damaged_kms_body_is_caught_by_its_stored_checksum(world, kind):
     run = world.validate(trail)
     assert run.exit_code == 3, run.stdout
     assert _not_valid(run) == {obj.ref.key: ("unverifiable", "transport_error")}
+
+
+# --- faults on listings and on the CloudTrail API -------------------------------------------------------
+#
+# What a run cannot do without (listing the trail's folders, the public keys, the bucket when none is
+# given) ends, after botocore's retries, in one error line and exit 2; what only refines the verdicts
+# (GetTrailStatus: the cut-tail check) is a warning and the run goes on.
+
+
+def _error_line(stderr: str) -> str:
+    lines = [x for x in stderr.splitlines() if x.startswith("ctvalidate: error: ")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["error500", "throttle", "reset"])
+@pytest.mark.parametrize("operation", ["ListObjectsV2", "DescribeTrails", "GetTrailStatus", "ListPublicKeys"])
+def test_a_failed_call_once_is_retried_through(world, operation, kind):
+    trail = world.deploy()
+    world.state.faults.append(Fault(kind, "", operation=operation, times=1))
+    run = world.validate(trail)
+    assert world.state.faults_fired
+    assert run.exit_code == 0, run.stderr
+    assert "Traceback" not in run.stderr and "warning" not in run.stderr
+    assert len(run.of("digest")) == len(trail.digests()) and len(run.of("log")) == len(trail.logs())
+
+
+@pytest.mark.timeout(120)
+def test_a_listing_page_that_keeps_failing_is_one_error_line(world, monkeypatch):
+    """The second page of one region's digest listing fails every time: the run cannot know what it did
+    not list, so it says which folder and exits 2 (the records before it are written)."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy()
+    folder = trail.digests(region="us-east-1")[0].ref.key.rsplit("/", 4)[0] + "/"
+    world.state.faults.append(Fault("error500", folder, operation="ListObjectsV2", times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 2
+    line = _error_line(run.stderr)
+    assert "cannot list" in line and folder in line
+    assert run.summary is None
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["error500", "throttle"])
+def test_list_public_keys_that_keeps_failing_is_one_error_line(world, monkeypatch, kind):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy()
+    world.state.faults.append(Fault(kind, "", operation="ListPublicKeys", times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 2
+    line = _error_line(run.stderr)
+    assert "ListPublicKeys" in line and "--public-keys" in line
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("kind", ["error500", "throttle"])
+def test_describe_trails_that_keeps_failing(world, monkeypatch, kind):
+    """Without --s3-bucket there is nothing to validate: one line that says why. With it, the run goes
+    on with a warning that encryption provenance is not checked."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy()
+    world.state.faults.append(Fault(kind, "", operation="DescribeTrails", times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 2
+    line = _error_line(run.stderr)
+    assert "--s3-bucket" in line and "DescribeTrails" in line and ("Internal" in line or "Throttl" in line)
+    given = world.validate(trail, "--s3-bucket", trail.spec.bucket)
+    assert given.exit_code == 0, given.stderr
+    assert "DescribeTrails" in given.stderr and "encryption provenance is not checked" in given.stderr
+    assert len(given.of("log")) == len(trail.logs())
+
+
+@pytest.mark.timeout(120)
+def test_get_trail_status_that_keeps_failing_is_a_warning(world, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy()
+    world.state.faults.append(Fault("error500", "", operation="GetTrailStatus", times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 0, run.stderr
+    assert "GetTrailStatus" in run.stderr and "cut chain tail cannot be detected" in run.stderr
+    assert "Traceback" not in run.stderr
