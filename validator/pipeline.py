@@ -446,8 +446,9 @@ class Validation:
         out += log_records
         self._explain_gaps(reg_found.gaps, log_records)
         self._gaps += reg_found.gaps
+        lost = self._lost_digests(checked, reg_found.missing + bf_found.missing)
         out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
-                                   foreign, in_folder=folder.result())
+                                   foreign, in_folder=folder.result(), lost=lost)
         out += self.history.annotate(out, window_start)
         if self.incremental:  # --state: what it recorded verified that is gone now
             out += self.incremental.after_group(self._log_listing(group, root, window_start)[0], window_start, out)
@@ -724,7 +725,8 @@ class Validation:
     def _unlisted_logs(self, group: Group, root: str, listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]],
                        window_start: datetime, coverage: list[tuple[datetime, datetime]],
                        newest_end: datetime | None, foreign: list[ObjectRef],
-                       in_folder: list[tuple[ObjectRef, KeyName]] | None = None) -> list[LogRecord]:
+                       in_folder: list[tuple[ObjectRef, KeyName]] | None = None,
+                       lost: "LostDigests | None" = None) -> list[LogRecord]:
         if in_folder is None:
             in_folder = self._log_folder(group, root, window_start)
         candidates = [(original, name) for original, name in in_folder if original not in listed]
@@ -740,7 +742,7 @@ class Validation:
                   else self.reference_time)
         out = []
         for ref, name in candidates:
-            verdict = self._classify_unlisted(name.time, coverage, newest_end, latest)
+            verdict = self._classify_unlisted(name.time, coverage, newest_end, latest, lost)
             lies_at = self.locations.to_copy(ref)
             out.append(LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
                                  region=name.region, account_id=name.account_id))
@@ -768,19 +770,67 @@ class Validation:
                 found.append((original, name))
         return found
 
+    def _lost_digests(self, checked: list[CheckedDigest], missing: list[DigestRecord]) -> "LostDigests":
+        """The spans of this group's digests that were lost (unreadable, invalid, deleted)."""
+        lost = LostDigests(horizon=self.config.backfill_horizon)
+        for d in checked:
+            span = _span(d) if not d.trusted else None
+            if span is not None:
+                (lost.backfill_times.append(span[1]) if d.backfill else lost.spans.append(span))
+        for m in missing:
+            if m.end_time is None:
+                continue
+            if m.backfill:
+                lost.backfill_times.append(m.end_time)
+            elif m.start_time is not None:
+                lost.spans.append((m.start_time, m.end_time))
+        return lost
+
     def _classify_unlisted(self, t: datetime, coverage: list[tuple[datetime, datetime]],
-                           newest_end: datetime | None, latest: datetime) -> Verdict:
+                           newest_end: datetime | None, latest: datetime,
+                           lost: "LostDigests | None" = None) -> Verdict:
         covered = any(s - timedelta(minutes=1) <= t <= e for s, e in coverage)
         if covered:
             if self.reference_time - t < self.config.backfill_horizon:
                 return Verdict(PENDING, "awaiting_digest",
                                f"no digest lists it yet; a backfill digest may still list it "
                                f"(younger than {self.config.backfill_horizon})")
+            excuse = lost.excuse(t, coverage) if lost is not None else None
+            if excuse is not None:
+                return Verdict(UNVERIFIABLE, "not_covered", excuse)
             return Verdict(INVALID, "unreferenced",
                            "no digest lists this log file, though valid digests cover its time (injected)")
         if (newest_end is None or t > newest_end) and t >= latest - PENDING_WINDOW:
             return Verdict(PENDING, "awaiting_digest", "newer than the region's newest digest; its digest is not written yet")
         return Verdict(UNVERIFIABLE, "not_covered", "no valid digest covers the time of this log file")
+
+
+@dataclass
+class LostDigests:
+    """Where a group's digests were lost (unreadable, invalid or deleted), for the log files no digest lists.
+
+    A log key has minute resolution, so a log file of a digest's first or last minute also lies in the
+    one-minute slack of its neighbour's span; and a backfill digest may list any log file of its horizon.
+    When that digest is lost, such a log file has lost its proof: `not_covered`, not `unreferenced`. A log
+    file well inside a trusted digest's span is not excused by a lost neighbour: it stays `unreferenced`.
+    """
+
+    horizon: timedelta
+    spans: list[tuple[datetime, datetime]] = field(default_factory=list)  # regular digests
+    backfill_times: list[datetime] = field(default_factory=list)
+
+    def excuse(self, t: datetime, coverage: list[tuple[datetime, datetime]]) -> str | None:
+        slack = timedelta(minutes=1)
+        deep = any(s + slack < t < e - slack for s, e in coverage)
+        for s, e in self.spans:
+            if s - slack <= t <= e and not deep:
+                return (f"no valid digest lists it: the digest for {format_time(s)} to {format_time(e)}, "
+                        "whose span holds its minute, was lost (unreadable, invalid or deleted)")
+        for bt in self.backfill_times:
+            if bt - self.horizon <= t <= bt:
+                return (f"no valid digest lists it: a backfill digest of {format_time(bt)}, which may list it, "
+                        "was lost (unreadable, invalid or deleted)")
+        return None
 
 
 def _span(d: CheckedDigest) -> tuple[datetime, datetime] | None:
