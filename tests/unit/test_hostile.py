@@ -167,3 +167,83 @@ def test_symlinked_folder_inside_evidence_is_not_followed(tmp_path):
     logs = [json.loads(x) for x in p.stdout.splitlines() if '"kind":"log"' in x]
     assert logs and {(x["status"], x["reason"]) for x in logs} == {("invalid", "evidence_modified")}
     assert p.returncode == 1
+
+
+@pytest.mark.parametrize("field,value", [
+    ("digestEndTime", -1),  # an epoch number, and a negative one
+    ("digestEndTime", "1969-12-31T23:59:59Z"),  # before the epoch
+    ("digestStartTime", "+10000-01-01T00:00:00Z"),
+    ("digestEndTime", "2026-02-30T00:00:00Z"),  # no such day
+    ("digestEndTime", "2026-11-02T01:00:00" + "9" * 5000 + "Z"),
+    ("logFiles", {"s3Object": "x"}),  # an object where a list belongs
+    ("logFiles", [None, 3, "x"]),
+    ("awsAccountId", ["111122223333"]),
+    ("previousDigestHashValue", 10 ** 40),  # beyond 64 bits
+])
+def test_more_wrong_types_and_absurd_times_are_invalid_format(field, value):
+    trail = generate(regions=(R1,), hours=4)
+    victim = T.digest_at(trail, R1, 2)
+    doc = trail.digest_doc(victim.ref)
+    doc[field] = value
+    T._rewrite(trail.objects[victim.ref], gzip.compress(json.dumps(doc).encode()))
+    run = run_memory(trail)
+    rec = next(r for r in run.digests if r.key == victim.ref.key)
+    assert (rec.verdict.status, rec.verdict.reason) == ("invalid", "invalid_format"), rec.verdict
+    assert len(run.digests) == 4 and run.exit_code == 1
+
+
+@pytest.mark.parametrize("body", [
+    gzip.compress(b"\xff\xfe\x00garbage" * 100),  # a log that is not UTF-8 (hashed as bytes: a mismatch)
+    gzip.compress(b"[" * 100_000),  # deeply nested (never parsed to be hashed)
+    b"",  # empty
+    b"\x1f\x8b",  # a gzip header cut short
+])
+def test_hostile_log_bodies_get_a_precise_reason(body):
+    trail = generate(regions=(R1,), hours=3)
+    victim = T.log_at(trail, R1, 1)
+    T._rewrite(trail.objects[victim.ref], body)
+    run = run_memory(trail)
+    rec = next(r for r in run.logs if r.key == victim.ref.key)
+    assert rec.verdict.status == "invalid" and rec.verdict.reason in ("hash_mismatch", "invalid_format")
+    assert rec.verdict.message
+    assert [r.key for r in run.logs if r.verdict.status != "valid"] == [victim.ref.key]
+
+
+@pytest.mark.parametrize("file", ["/etc/passwd", "objects/../../../../etc/passwd", "objects//etc/passwd",
+                                  "objects/./x", "objects\\..\\x", "../outside"])
+def test_manifest_naming_a_path_outside_objects_is_never_opened(tmp_path, file):
+    trail = generate(regions=(R1,), hours=2)
+    path = tmp_path / "ev"
+    trail.write_evidence(str(path))
+    victim = T.log_at(trail, R1, 0)
+    manifest = path / "manifest.jsonl"
+    lines = manifest.read_bytes().split(b"\n")
+    for i, line in enumerate(lines):
+        if victim.ref.key.encode() in line:
+            d = orjson.loads(line)
+            d["file"] = file
+            lines[i] = orjson.dumps(d)
+    manifest.write_bytes(b"\n".join(lines))
+    p = subprocess.run([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json"],
+                       capture_output=True, text=True, timeout=120)
+    rec = next(json.loads(x) for x in p.stdout.splitlines() if victim.ref.key in x)
+    assert (rec["status"], rec["reason"]) == ("invalid", "evidence_modified")
+    assert "outside objects/" in rec["message"] or "link" in rec["message"]
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+
+
+def test_a_public_keys_file_whose_key_lies_about_its_fingerprint_is_exit_2(tmp_path):
+    """--public-keys is the trust anchor: a key whose bytes do not hash to its fingerprint stops the run."""
+    trail = generate(regions=(R1,), hours=2)
+    path = tmp_path / "ev"
+    trail.write_evidence(str(path))
+    doc = trail.public_keys_doc()
+    assert len(doc["PublicKeyList"]) >= 2
+    doc["PublicKeyList"][0]["Value"] = doc["PublicKeyList"][1]["Value"]
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(doc))
+    p = subprocess.run([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--public-keys", str(keys)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert "lies" in p.stderr and doc["PublicKeyList"][0]["Fingerprint"] in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -6,7 +6,7 @@
  4. the exit code follows from the records.
 
 Soak: `CTV_HYPOTHESIS_PROFILE=soak python3 tasks.py test tests/unit/test_properties.py` (5000 examples;
-add `--hypothesis-seed=N` for others). CI runs the `ci` profile (60 examples).
+add `--hypothesis-seed=N` for others). CI runs the `ci` profile (200 examples).
 """
 
 from __future__ import annotations
