@@ -95,6 +95,10 @@ def _run_validate(req: ValidateRequest, out: IO[str] | None, err: IO[str] | None
             state.close()
         err.write(f"ctvalidate: error: {exc}\n")
         return 2
+    except KeyboardInterrupt:  # during set-up (a slow CloudTrail call): 130 and an empty summary, not click's exit 1
+        if state is not None:
+            state.close()
+        return _interrupted_before_start(req, out, err)
     if state is not None:
         _state_notice(state, err)
     for problem in getattr(source, "problems", []):
@@ -168,6 +172,17 @@ def _finish_state(state, summary, err: IO[str]) -> None:
         return
     err.write(f"ctvalidate: state {state.path} SHA-256 {summary.state_sha256} "
               "(record it; the next run takes it as --state-sha256)\n")
+
+
+def _interrupted_before_start(req: ValidateRequest, out: IO[str], err: IO[str]) -> int:
+    from datetime import datetime, timezone
+    from .results import Summary
+    summary = Summary(requested_start=req.config.start, requested_end=req.config.end or datetime.now(timezone.utc),
+                      public_keys="file" if req.public_key_files else ("evidence" if req.source_dir else "aws"),
+                      interrupted=True)
+    err.write("ctvalidate: interrupted before any object was read\n")
+    make_reporter(req.output, out, err, req.verbose).finish(summary)
+    return summary.exit_code
 
 
 def _finish_report(html, summary, err: IO[str], error: str | None = None) -> None:
