@@ -187,3 +187,23 @@ def test_get_trail_status_that_keeps_failing_is_a_warning(world, monkeypatch):
     assert run.exit_code == 0, run.stderr
     assert "GetTrailStatus" in run.stderr and "cut chain tail cannot be detected" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.timeout(180)
+def test_acquire_under_a_persistent_fault_records_it_and_offline_says_the_same(world, monkeypatch, tmp_path):
+    """An object that cannot be read at acquisition, even after retries, is recorded with its reason: the
+    evidence is complete and sealed (exit 3), and offline it is the same `transport_error` as live."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy()
+    log = trail.logs(region="us-east-1")[2]
+    world.state.faults.append(Fault("reset_body", log.ref.key, times=-1))
+    live = world.validate(trail)
+    dest = tmp_path / "evidence"
+    acq = world.acquire(trail, dest)
+    assert acq.exit_code == 3, acq.stderr
+    assert (dest / "manifest.jsonl").exists() and "Traceback" not in acq.stderr
+    from .conftest import run_cli
+    offline = run_cli(["validate", "--trail-arn", trail.arn, "--output", "json", "--source", str(dest)])
+    assert offline.exit_code == live.exit_code == 3
+    assert offline.verdicts() == live.verdicts()
+    assert _not_valid(offline) == {log.ref.key: ("unverifiable", "transport_error")}

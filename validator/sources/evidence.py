@@ -43,7 +43,7 @@ import orjson
 
 from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, EvidenceModifiedError, FormatError,
-                      KmsAccessDeniedError, NotFoundError, SourceError)
+                      KmsAccessDeniedError, NotFoundError, SourceError, TransportError)
 from ..model import ObjectMeta, ObjectRef, TrailArn, format_time, parse_time
 from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
 
@@ -57,6 +57,7 @@ MAX_MANIFEST_BYTES = 8 << 30
 _ERRORS: dict[str, type[SourceError]] = {
     "not_found": NotFoundError, "access_denied": AccessDeniedError,
     "kms_access_denied": KmsAccessDeniedError, "archived": ArchivedError,
+    "transport_error": TransportError,  # could not be read at acquisition, even after retries
 }
 
 
