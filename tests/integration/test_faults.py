@@ -207,3 +207,36 @@ def test_acquire_under_a_persistent_fault_records_it_and_offline_says_the_same(w
     assert offline.exit_code == live.exit_code == 3
     assert offline.verdicts() == live.verdicts()
     assert _not_valid(offline) == {log.ref.key: ("unverifiable", "transport_error")}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("what", ["digest", "log"])
+def test_faults_in_a_versioned_bucket(world, monkeypatch, what):
+    """With versioning on, the version listing's failures are retried, and an object that cannot be read is
+    still exactly one unverifiable record (its versions are history, not a second verdict)."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy(versioning=True)
+    obj = trail.digests(region="eu-west-1")[2] if what == "digest" else trail.logs(region="us-east-1")[1]
+    world.state.faults.append(Fault("error500", "", operation="ListObjectVersions", times=1))
+    world.state.faults.append(Fault("corrupt", obj.ref.key, times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 3, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    expected = {obj.ref.key: ("unverifiable", "transport_error")}
+    if what == "digest":
+        expected.update({lf["s3Object"]: ("unverifiable", "not_covered")
+                         for lf in trail.digest_doc(obj.ref)["logFiles"]})
+    assert _not_valid(run) == expected
+    assert len(run.of("digest")) == len(trail.digests()) and len(run.of("log")) == len(trail.logs())
+    assert {f[1] for f in world.state.faults_fired} >= {"ListObjectVersions", "GET"}
+
+
+@pytest.mark.timeout(120)
+def test_a_version_listing_that_keeps_failing_is_a_warning(world, monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    trail = world.deploy(versioning=True)
+    world.state.faults.append(Fault("error500", "", operation="ListObjectVersions", times=-1))
+    run = world.validate(trail)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    assert "warning" in run.stderr and "version" in run.stderr.lower() and "Traceback" not in run.stderr
+    assert len(run.of("log")) == len(trail.logs())
