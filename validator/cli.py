@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -146,7 +147,7 @@ def validate(trail_arn: TrailArn, start_time, end_time, s3_bucket, s3_prefix, ac
                               profile=profile, output=output, verbose=verbose, report=report,
                               progress=not no_progress, state=state, state_sha256=state_sha256, recheck=recheck,
                               engine=engine, scheduler=scheduler if engine == "dask" else None)
-    sys.exit(run_validate(request))
+    _exit(run_validate(request), at_once=engine == "local")  # a Dask cluster is left to shut down in order
 
 
 @main.command()
@@ -220,8 +221,22 @@ def acquire(dest, trail_arn: TrailArn, s3_bucket, s3_prefix, start_time, end_tim
     config = RunConfig(trail=trail_arn, start=start_time, end=end_time, bucket=s3_bucket, prefix=s3_prefix,
                        account_id=account_id, regions=_csv(regions) or None, workers=workers or default_workers())
     from .acquire import AcquireRequest, run_acquire
-    sys.exit(run_acquire(AcquireRequest(config=config, dest=dest, public_key_files=tuple(public_keys),
-                                        endpoint_url=endpoint_url, region=client_region, profile=profile)))
+    _exit(run_acquire(AcquireRequest(config=config, dest=dest, public_key_files=tuple(public_keys),
+                                     endpoint_url=endpoint_url, region=client_region, profile=profile)))
+
+
+def _exit(code: int, at_once: bool = True) -> None:
+    """Exit with `code`. After Ctrl-C (130) the partial summary is already written: leave at once, without
+    waiting for the reads still in flight in worker threads (a stalled request could hold them, and so
+    the exit, for minutes). In-process callers (click's test runner) get an ordinary SystemExit."""
+    if code == 130 and at_once and sys.stdout is sys.__stdout__:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 @main.command()

@@ -75,3 +75,34 @@ def test_ctrl_c_before_the_first_object_is_130_too(world, ctvalidate_bin, operat
     assert "Traceback" not in err and "interrupted" in err
     summary = json.loads(out.splitlines()[-1])
     assert summary["kind"] == "summary" and summary["interrupted"] is True and summary["exit_code"] == 130
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("command", ["validate", "acquire"])
+def test_ctrl_c_does_not_wait_for_stalled_reads(world, ctvalidate_bin, tmp_path, command):
+    """Every read stalls far longer than the test allows: after SIGINT the process still ends at once
+    (130, the partial summary or the acquire notice), instead of joining worker threads stuck in requests."""
+    trail = world.deploy()
+    world.state.faults.append(Fault("delay", "", times=-1, delay=600))
+    args = [ctvalidate_bin, command, "--trail-arn", trail.arn, "--endpoint-url", world.endpoint, "--workers", "2"]
+    if command == "acquire":
+        args.append(str(tmp_path / "evidence"))
+    proc = subprocess.Popen(args, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(world.state.calls_of("GetObject")) < 2:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, err = proc.communicate(timeout=30)  # a hang would be 600 s per stalled read
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("still running 30 s after Ctrl-C") from None
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    if command == "validate":
+        assert "Results requested for" in out and "Interrupted" in out
+    else:
+        assert "interrupted" in err and not (tmp_path / "evidence" / "manifest.jsonl").exists()
