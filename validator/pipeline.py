@@ -775,8 +775,12 @@ class Validation:
         lost = LostDigests(horizon=self.config.backfill_horizon)
         for d in checked:
             span = _span(d) if not d.trusted else None
-            if span is not None:
-                (lost.backfill_times.append(span[1]) if d.backfill else lost.spans.append(span))
+            if span is None:
+                continue
+            if d.backfill:
+                lost.backfill_times.append(span[1])
+            else:
+                lost.spans.append(span)
         for m in missing:
             if m.end_time is None:
                 continue
