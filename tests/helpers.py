@@ -50,3 +50,23 @@ def run_memory(trail: SyntheticTrail, *, now: datetime | None = None, with_trail
                    now=now or trail.acquired_at)
     records = list(v.records())
     return Run(records, v.summary)
+
+
+#: Linux carries a process's peak RSS across fork and exec, so ru_maxrss of a child forked from pytest has
+#: pytest's own size as a floor. The measured command is spawned from this small interpreter instead, which
+#: writes the command's own peak RSS (KiB) and exit code to the file named first.
+_RSS_LAUNCHER = """import os, sys
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write("%d %d" % (usage.ru_maxrss, os.waitstatus_to_exitcode(status)))
+"""
+
+
+def run_measuring_rss(cmd: list[str], report_file: str, **popen) -> tuple[bytes, bytes, int, float]:
+    """Run `cmd` (absolute path first): its stdout, stderr, exit code and its own peak RSS in MiB."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-S", "-c", _RSS_LAUNCHER, report_file, *cmd],
+                          capture_output=True, check=False, **popen)
+    rss_kib, code = (int(x) for x in open(report_file).read().split())
+    return proc.stdout, proc.stderr, code, rss_kib / 1024

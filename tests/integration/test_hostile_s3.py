@@ -69,11 +69,9 @@ def test_hostile_digest_bodies_in_the_bucket(world, body):
 
 
 @pytest.mark.timeout(300)
-def test_a_two_gigabyte_gzip_bomb_served_by_s3(world, ctvalidate_bin):
+def test_a_two_gigabyte_gzip_bomb_served_by_s3(world, ctvalidate_bin, tmp_path):
     """The bomb over live S3, in the real process: hashed in bounded memory, and its hash fails."""
-    import os
-    import subprocess
-
+    from tests.helpers import run_measuring_rss
     from validator.synth.hostile import gzip_bomb
 
     from .conftest import _clean_env
@@ -86,16 +84,12 @@ def test_a_two_gigabyte_gzip_bomb_served_by_s3(world, ctvalidate_bin):
         victim["ref"] = log.ref
 
     trail = world.deploy(mutate=plant)
-    proc = subprocess.Popen([ctvalidate_bin, "validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint,
-                             "--output", "json", "--workers", "4"], env=_clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak RSS
-    peak_mib = usage.ru_maxrss / 1024
+    out, err, code, peak_mib = run_measuring_rss(
+        [ctvalidate_bin, "validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint, "--output", "json",
+         "--workers", "4"], str(tmp_path / "rss"), env=_clean_env())
     records = [json.loads(x) for x in out.splitlines()]
     rec = next(r for r in records if r.get("key") == victim["ref"].key)
     assert (rec["status"], rec["reason"]) == ("invalid", "hash_mismatch")
-    assert os.waitstatus_to_exitcode(status) == 1 and b"Traceback" not in err
+    assert code == 1 and b"Traceback" not in err
     assert [r["key"] for r in records if r.get("status") not in ("valid", None)] == [victim["ref"].key]
     assert peak_mib < 200, f"peak RSS {peak_mib:.0f} MiB"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.helpers import run_memory
+from tests.helpers import run_measuring_rss, run_memory
 from validator.errors import AccessDeniedError
 from validator.model import ObjectRef
 from validator.sources.evidence import EvidenceWriter, object_path
@@ -40,16 +39,13 @@ def bomb_evidence(tmp_path_factory):
 
 def test_two_gigabyte_gzip_bomb_is_hash_mismatch_in_bounded_memory(bomb_evidence, tmp_path):
     trail, path, victim = bomb_evidence
-    out = tmp_path / "out.jsonl"
-    with open(out, "w") as f:
-        p = subprocess.Popen([CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json"],
-                             stdout=f, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(p.pid, 0)  # this child's own peak RSS, not every child's
-    peak_mib = usage.ru_maxrss / 1024
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    stdout, _, code, peak_mib = run_measuring_rss(
+        [CTV, "validate", "--trail-arn", trail.arn, "--source", str(path), "--output", "json"],
+        str(tmp_path / "rss"))
+    lines = [json.loads(x) for x in stdout.splitlines()]
     rec = next(x for x in lines if x.get("key") == victim.key)
     assert (rec["status"], rec["reason"]) == ("invalid", "hash_mismatch")
-    assert os.waitstatus_to_exitcode(status) == 1
+    assert code == 1
     assert peak_mib < 200, f"peak RSS {peak_mib:.0f} MiB"
 
 
