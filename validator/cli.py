@@ -67,6 +67,30 @@ def load_key_files(paths: tuple[str, ...]) -> KeyRing:
     return ring
 
 
+def _trail_options(f):
+    """--trail-arn and where the trail delivers, the same for every command that reads a trail."""
+    for opt in reversed([
+        click.option("--trail-arn", required=True, callback=_arn,
+                     help="arn:<partition>:cloudtrail:<region>:<account>:trail/<name>"),
+        click.option("--s3-bucket", help="where the trail delivers; default: from DescribeTrails"),
+        click.option("--s3-prefix", help="the trail's key prefix; default: from DescribeTrails"),
+        click.option("--account-id", help="the member account, for organization trails"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _aws_client_options(f):
+    """How the AWS clients are made, as in the AWS CLI."""
+    for opt in reversed([
+        click.option("--endpoint-url", help="one endpoint for every AWS service the run calls"),
+        click.option("--region", "client_region", help="the client region (does not narrow the regions read)"),
+        click.option("--profile", help="the AWS profile"),
+    ]):
+        f = opt(f)
+    return f
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="ctvalidate")
 def main() -> None:
@@ -74,12 +98,10 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--trail-arn", required=True, callback=_arn, help="arn:<partition>:cloudtrail:<region>:<account>:trail/<name>")
+@_trail_options
+@_aws_client_options
 @click.option("--start-time", callback=_time, help="ISO 8601 UTC; default: the oldest digest found")
 @click.option("--end-time", callback=_time, help="ISO 8601 UTC; default: now")
-@click.option("--s3-bucket", help="where the trail delivers; default: from DescribeTrails")
-@click.option("--s3-prefix", help="the trail's key prefix; default: from DescribeTrails")
-@click.option("--account-id", help="the member account, for organization trails")
 @click.option("--verbose", is_flag=True, help="print every valid file too")
 @click.option("--source", "source_dir", type=click.Path(file_okay=False), help="an evidence directory (no AWS access)")
 @click.option("--public-keys", "public_keys", multiple=True, type=click.Path(dir_okay=False),
@@ -89,9 +111,6 @@ def main() -> None:
 @click.option("--expect-regions", help="regions that must have a chain in the window")
 @click.option("--expect-accounts", help="accounts that must have a chain in the window")
 @click.option("--copy-of", help="s3://BUCKET[/PREFIX]: the location being validated is a copy of this one")
-@click.option("--endpoint-url", help="one endpoint for every AWS service the run calls")
-@click.option("--region", "client_region", help="the client region (does not narrow validation)")
-@click.option("--profile", help="the AWS profile")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--workers", type=click.IntRange(1, 512), default=None, help="concurrency (default: chosen for the machine)")
 @click.option("--check-write-times", is_flag=True, help="flag objects written later than CloudTrail would have")
@@ -201,19 +220,14 @@ def generate(dest, hours, start, regions, accounts, org_id, prefix, bucket, trai
 
 
 @main.command()
+@_trail_options
+@_aws_client_options
 @click.argument("dest", type=click.Path(file_okay=False))
-@click.option("--trail-arn", required=True, callback=_arn)
-@click.option("--s3-bucket", help="default: from DescribeTrails")
-@click.option("--s3-prefix", help="default: from DescribeTrails")
 @click.option("--start-time", callback=_time)
 @click.option("--end-time", callback=_time)
-@click.option("--account-id", help="the member account, for organization trails")
 @click.option("--regions", help="acquire only these regions (comma-separated)")
 @click.option("--public-keys", "public_keys", multiple=True, type=click.Path(dir_okay=False),
               help="store these keys instead of calling ListPublicKeys")
-@click.option("--endpoint-url")
-@click.option("--region", "client_region")
-@click.option("--profile")
 @click.option("--workers", type=click.IntRange(1, 512), default=None)
 def acquire(dest, trail_arn: TrailArn, s3_bucket, s3_prefix, start_time, end_time, account_id, regions,
             public_keys, endpoint_url, client_region, profile, workers) -> None:
@@ -240,13 +254,8 @@ def _exit(code: int, at_once: bool = True) -> None:
 
 
 @main.command()
-@click.option("--trail-arn", required=True, callback=_arn, help="arn:<partition>:cloudtrail:<region>:<account>:trail/<name>")
-@click.option("--s3-bucket", help="the bucket to inspect; default: from DescribeTrails")
-@click.option("--s3-prefix", help="the trail's key prefix; default: from DescribeTrails")
-@click.option("--account-id", help="the member account, for organization trails")
-@click.option("--endpoint-url", help="one endpoint for every AWS service the run calls")
-@click.option("--region", "client_region", help="the client region")
-@click.option("--profile", help="the AWS profile")
+@_trail_options
+@_aws_client_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--sample", type=click.IntRange(0, 2000), default=20, show_default=True,
               help="the most recently written objects to HEAD per class and folder (log files and digests per "
