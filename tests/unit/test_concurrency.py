@@ -131,6 +131,8 @@ def test_hashing_is_the_same_with_isal_and_with_the_stdlib_fallback():
     good = bodies[0]
     cases = bodies + [good[: len(good) // 2], good + b"\x00" * 9, good + good, b"", b"not gzip at all",
                       good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]]
+    # reserved FLG bits: zlib refuses them, isal does not (so the header is checked before either inflates)
+    cases += [good[:3] + bytes([good[3] ^ bit]) + good[4:] for bit in (0x20, 0x40, 0x80)]
 
     def outcome(body: bytes, fast: bool, step: int):
         h = hashing.GunzipSha256(prefer_fast=fast)
@@ -144,4 +146,6 @@ def test_hashing_is_the_same_with_isal_and_with_the_stdlib_fallback():
     for body in cases:
         for step in (1 << 20, 777):
             assert outcome(body, True, step) == outcome(body, False, step)
+    for body in cases[-3:]:  # the header split over chunks of one and two bytes too
+        assert outcome(body, True, 1) == outcome(body, False, 2) == ("error", "FormatError")
     assert outcome(good, False, 1 << 20)[0] == "ok"

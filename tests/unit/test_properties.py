@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.helpers import run_memory
@@ -138,6 +138,7 @@ def untouched(ref, obj: StoredObject) -> bool:
 
 
 @given(st.lists(mutation, min_size=0, max_size=4))
+@example([("flip", 0, 3, 32)])  # a reserved gzip header flag: isal inflated it, zlib refused it (found in CI)
 def test_invariants_under_random_mutation(mutations):
     trail = clone(BASE)
     for m in mutations:

@@ -43,8 +43,11 @@ class GunzipSha256:
         self.input_size = 0
         self.too_large = False
         self._kept: list[bytes] | None = [] if keep_output else None
+        self._head = b""  # the first bytes of the header, until its flags are checked
 
     def update(self, chunk: bytes) -> None:
+        if len(self._head) < 4:
+            self._check_header(chunk)
         self.input_size += len(chunk)
         data = chunk
         inflater = self._inflater
@@ -61,6 +64,13 @@ class GunzipSha256:
                 raise TrailingDataError(
                     f"{len(inflater.unused_data)} or more bytes after the end of the gzip stream")
             data = inflater.unconsumed_tail
+
+    def _check_header(self, chunk: bytes) -> None:
+        """RFC 1952: a decompressor must refuse reserved FLG bits. zlib does and isal does not, so the verdict
+        would depend on which inflater is installed: refuse them here, whichever inflates."""
+        self._head += chunk[:4 - len(self._head)]
+        if len(self._head) == 4 and self._head[:3] == b"\x1f\x8b\x08" and self._head[3] & 0xE0:
+            raise FormatError(f"not a valid gzip stream: reserved header flags set ({self._head[3]:#04x})")
 
     def _take(self, out: bytes) -> None:
         self.output_size += len(out)
