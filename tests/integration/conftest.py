@@ -299,3 +299,14 @@ def ctvalidate_bin() -> str:
 
 
 __all__ = ["ACCOUNT", "Run", "World", "run_cli"]
+
+
+def wait_for_calls(world: "World", proc: subprocess.Popen, operation: str = "GetObject", count: int = 1,
+                   timeout: float = 60) -> None:
+    """Block until the proxy has seen `count` calls of `operation` from the running `proc` (which must not
+    have ended meanwhile): the moment to interrupt or race a run that is under way."""
+    deadline = time.monotonic() + timeout
+    while len(world.state.calls_of(operation)) < count:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"no {count} {operation} call(s) within {timeout} s"
+        time.sleep(0.05)

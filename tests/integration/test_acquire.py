@@ -18,7 +18,7 @@ from validator.synth.s3writer import create_kms_key, write_trail
 from validator.synth.tamper import reencrypt
 
 from .awsproxy import Fault
-from .conftest import _clean_env, run_cli
+from .conftest import _clean_env, run_cli, wait_for_calls
 
 pytestmark = pytest.mark.integration
 
@@ -169,11 +169,7 @@ def test_interrupted_acquire_leaves_no_manifest(world, tmp_path, ctvalidate_bin)
     proc = subprocess.Popen([ctvalidate_bin, "acquire", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint,
                              "--workers", "2", str(dest)], env=_clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not world.state.calls_of("GetObject"):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_calls(world, proc, "GetObject")
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

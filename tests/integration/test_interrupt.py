@@ -10,7 +10,7 @@ import time
 import pytest
 
 from .awsproxy import Fault
-from .conftest import _clean_env
+from .conftest import _clean_env, wait_for_calls
 
 pytestmark = pytest.mark.integration
 
@@ -21,11 +21,7 @@ def _interrupt_mid_run(world, ctvalidate_bin, *extra: str) -> tuple[int, str, st
     proc = subprocess.Popen([ctvalidate_bin, "validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint,
                              "--workers", "2", *extra], env=_clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(world.state.calls_of("GetObject")) < 3:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_calls(world, proc, "GetObject", 3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     total = len(trail.digests()) + len(trail.logs())
@@ -63,11 +59,7 @@ def test_ctrl_c_before_the_first_object_is_130_too(world, ctvalidate_bin, operat
     proc = subprocess.Popen([ctvalidate_bin, "validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint,
                              "--output", "json"], env=_clean_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not world.state.calls_of(operation):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_calls(world, proc, operation)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -88,11 +80,7 @@ def test_ctrl_c_does_not_wait_for_stalled_reads(world, ctvalidate_bin, tmp_path,
     if command == "acquire":
         args.append(str(tmp_path / "evidence"))
     proc = subprocess.Popen(args, env=_clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(world.state.calls_of("GetObject")) < 2:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_calls(world, proc, "GetObject", 2)
     proc.send_signal(signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=30)  # a hang would be 600 s per stalled read

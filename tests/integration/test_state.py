@@ -19,7 +19,7 @@ from validator.synth import tamper as T
 from validator.synth.s3writer import put_object, write_trail
 
 from .awsproxy import Fault
-from .conftest import _clean_env, run_cli
+from .conftest import _clean_env, run_cli, wait_for_calls
 
 pytestmark = pytest.mark.integration
 
@@ -162,11 +162,7 @@ def test_an_interrupted_run_leaves_the_state_as_it_was(world, tmp_path, ctvalida
     proc = subprocess.Popen([ctvalidate_bin, "validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint,
                              "--workers", "1", "--state", state, "--recheck", "--output", "json"], env=_clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not world.state.calls_of("GetObject"):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    wait_for_calls(world, proc, "GetObject")
     # while it runs, a second run on the same state is refused
     busy = run_cli(["validate", "--trail-arn", trail.arn, "--endpoint-url", world.endpoint, "--output", "json",
                     "--state", state])
