@@ -26,6 +26,7 @@ from ..model import format_time, parse_key
 from ..policy import RunConfig
 from ..results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, DigestRecord, GapRecord, LogRecord,
                        Record, Summary)
+from .text import explanation_text
 
 UTC = timezone.utc
 HOUR = 3600
@@ -429,13 +430,7 @@ class HtmlReporter:
         for g in self.gaps:
             e = g.explained_by
             if e:
-                why = (f"{e.get('event_name')} at {e.get('event_time')} by {e.get('principal_arn')} from "
-                       f"{e.get('source_ip')} (event {e.get('event_id')})")
-                r = e.get("restarted_by")
-                if isinstance(r, dict):
-                    why += (f"; restarted by {r.get('event_name')} at {r.get('event_time')} by "
-                            f"{r.get('principal_arn')} from {r.get('source_ip')} (event {r.get('event_id')})")
-                cls = ""
+                why, cls = explanation_text(e), ""
             else:
                 why, cls = "unexplained: no StopLogging, DeleteTrail or UpdateTrail event found", " class=\"warn\""
             yield (f"<tr><td class=\"mono\">{escape(g.region)}<br>{escape(g.account_id)}</td>"

@@ -135,17 +135,25 @@ def protection_text(p: dict) -> str:
     return f"Bucket: versioning {p.get('versioning') or 'never enabled'}; {lock}"
 
 
-def explained_text(e: dict | None) -> str:
-    """Who stopped logging, when and from where (and who restarted it); or that nothing explains the gap."""
-    if not e:
-        return "UNEXPLAINED: no StopLogging, DeleteTrail or UpdateTrail event in the trail's verified logs"
-    text = (f"explained by {e.get('event_name')} at {e.get('event_time')} by {e.get('principal_arn') or 'unknown'}"
-            f" from {e.get('source_ip') or 'unknown'} (event {e.get('event_id') or 'without id'})")
+def _event_text(e: dict) -> str:
+    return (f"{e.get('event_name')} at {e.get('event_time')} by {e.get('principal_arn') or 'unknown'} from "
+            f"{e.get('source_ip') or 'unknown'} (event {e.get('event_id') or 'without id'})")
+
+
+def explanation_text(e: dict) -> str:
+    """Who stopped logging, when and from where, and who restarted it (text and HTML reports alike)."""
+    text = _event_text(e)
     r = e.get("restarted_by")
     if isinstance(r, dict):
-        text += (f"; restarted by {r.get('event_name')} at {r.get('event_time')} by "
-                 f"{r.get('principal_arn') or 'unknown'} (event {r.get('event_id') or 'without id'})")
+        text += "; restarted by " + _event_text(r)
     return text
+
+
+def explained_text(e: dict | None) -> str:
+    """A gap's explanation, or that nothing explains it."""
+    if not e:
+        return "UNEXPLAINED: no StopLogging, DeleteTrail or UpdateTrail event in the trail's verified logs"
+    return "explained by " + explanation_text(e)
 
 
 def _ratio(w, counts, name: str) -> None:
