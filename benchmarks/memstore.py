@@ -239,7 +239,7 @@ def from_evidence(path: str, latency: float, s3: bool = True) -> MemoryAws:
 
     src = EvidenceSource(path)
     mem = MemoryAws(latency=latency, s3=s3)
-    for bucket in src._sorted:  # the evidence's own index, read once
+    for bucket in src.buckets():
         mem.objects.setdefault(bucket, {})
         for obj in src.list(bucket, "") if s3 else ():  # without S3, only CloudTrail is served: no bodies
             with src.open(obj.ref) as stream:

@@ -30,14 +30,15 @@ never through a symbolic link.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import os
+import sqlite3
 import stat
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 import orjson
 
@@ -274,7 +275,201 @@ class EvidenceStream(ObjectStream):
         self._file.close()
 
 
+def _b(text: str) -> bytes:
+    """A bucket, key or version id as the index stores it: UTF-8, whose byte order is Python's str order.
+    (surrogatepass: a prefix from a non-UTF-8 command line still compares, and in the same order)"""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _upper(prefix: bytes) -> bytes | None:
+    """The least byte string after every string that starts with `prefix` (None: no bound)."""
+    p = prefix.rstrip(b"\xff")
+    return p[:-1] + bytes([p[-1] + 1]) if p else None
+
+
+def _manifest_lines(f: BinaryIO, sha: Any, manifest: Path) -> Iterator[tuple[int, bytes]]:
+    """The manifest's lines, numbered from 1, read in chunks and hashed as they are read.
+
+    A line longer than MAX_MANIFEST_LINE is refused as soon as it is seen to be, without keeping more than
+    the limit and a chunk of it; a longer line of nothing but whitespace is a blank line (skipped, as ever).
+    """
+    n, total, pending, overlong = 1, 0, b"", False
+
+    def check(line: bytes) -> bytes:
+        if (overlong or len(line) > MAX_MANIFEST_LINE) and line.strip():
+            raise ConfigError(f"manifest line {n} is too long")
+        return b"" if overlong else line
+
+    while chunk := f.read(CHUNK):
+        total += len(chunk)
+        if total > MAX_MANIFEST_BYTES:
+            raise ConfigError(f"{manifest} is larger than {MAX_MANIFEST_BYTES} bytes")
+        sha.update(chunk)
+        *done, rest = chunk.split(b"\n")
+        for part in done:
+            line, pending = check(pending + part), b""
+            yield n, line
+            n, overlong = n + 1, False
+        pending += rest
+        if len(pending) > MAX_MANIFEST_LINE or overlong:
+            check(pending)  # raises unless blank so far
+            pending, overlong = b"", True
+    yield n, check(pending)
+
+
+class _ManifestIndex:
+    """The manifest's lines in a private temporary SQLite database, deleted when it is closed.
+
+    `objects`: the current object of each (bucket, key), a later line replacing an earlier one; `versions`:
+    every version line, by (bucket, key) then manifest order. Keys are UTF-8 BLOBs (memcmp order == str
+    order). One connection shared by the pipeline's threads under a lock; listings fetch a page at a time
+    (at most PAGE rows or PAGE_BYTES of lines) and hold no cursor while their caller works.
+    """
+
+    PAGE = 512
+    PAGE_BYTES = 4 << 20
+    BATCH = 1024
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db: sqlite3.Connection | None = db
+        self._lock = threading.Lock()
+        self._objects: list[tuple[bytes, bytes, bytes]] = []
+        self._versions: list[tuple[bytes, bytes, int, bytes, bytes]] = []
+
+    @classmethod
+    def create(cls, manifest: Path) -> "_ManifestIndex":
+        try:
+            db = sqlite3.connect("", check_same_thread=False, isolation_level=None)  # "": a private temp file
+            db.executescript("""
+                PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA temp_store = FILE;
+                CREATE TABLE objects (bucket BLOB NOT NULL, key BLOB NOT NULL, line BLOB NOT NULL,
+                                      PRIMARY KEY (bucket, key));
+                CREATE TABLE versions (bucket BLOB NOT NULL, key BLOB NOT NULL, seq INTEGER NOT NULL,
+                                       vid BLOB NOT NULL, line BLOB NOT NULL, PRIMARY KEY (bucket, key, seq));
+                BEGIN;
+            """)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"{manifest}: cannot create a temporary database to index it: {exc}") from None
+        return cls(db)
+
+    # --- building (one thread, at open)
+
+    def add(self, entry: _Entry, line: bytes, n: int) -> None:
+        b, k = _b(entry.bucket), _b(entry.key)
+        if entry.version is not None:
+            self._versions.append((b, k, n, _b(entry.version.version_id), line))
+        else:
+            self._objects.append((b, k, line))
+        if len(self._objects) + len(self._versions) >= self.BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        db = self._conn()
+        db.executemany("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)", self._objects)
+        db.executemany("INSERT INTO versions VALUES (?, ?, ?, ?, ?)", self._versions)
+        self._objects.clear()
+        self._versions.clear()
+
+    def commit(self) -> None:
+        self._flush()
+        self._conn().execute("COMMIT")
+
+    # --- reading (any thread)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise SourceError("the evidence directory's index is closed")
+        return self._db
+
+    def _fetch(self, sql: str, params: tuple[Any, ...], limit: int | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one query, the cursor closed before returning; at most `limit` rows or PAGE_BYTES."""
+        with self._lock:
+            try:
+                cur = self._conn().execute(sql, params)
+                try:
+                    if limit is None:
+                        return cur.fetchall()
+                    rows, size = [], 0
+                    for row in cur:
+                        rows.append(row)
+                        size += len(row[-1])
+                        if len(rows) >= limit or size >= self.PAGE_BYTES:
+                            break
+                    return rows
+                finally:
+                    cur.close()
+            except sqlite3.Error as exc:
+                raise SourceError(f"the evidence directory's index could not be read: {exc}") from None
+
+    def object_line(self, bucket: bytes, key: bytes) -> bytes | None:
+        rows = self._fetch("SELECT line FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+        return rows[0][0] if rows else None
+
+    def version_line(self, bucket: bytes, key: bytes, vid: bytes) -> bytes | None:
+        """The first line (in manifest order) of this version of the key."""
+        rows = self._fetch("SELECT line FROM versions WHERE bucket = ? AND key = ? AND vid = ? ORDER BY seq "
+                           "LIMIT 1", (bucket, key, vid))
+        return rows[0][0] if rows else None
+
+    def buckets(self) -> list[bytes]:
+        """The buckets with objects, one index seek each (not a scan of every key)."""
+        out: list[bytes] = []
+        while rows := self._fetch("SELECT bucket FROM objects WHERE bucket > ? ORDER BY bucket LIMIT 1" if out
+                                  else "SELECT bucket FROM objects ORDER BY bucket LIMIT 1", tuple(out[-1:])):
+            out.append(rows[0][0])
+        return out
+
+    def objects(self, bucket: bytes, lo: bytes, after: bool, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, line) of the objects from `lo` (past it when `after`) to before `hi`, in key order."""
+        return self._pages("key, line", bucket, lo, after, hi, self.PAGE)
+
+    def keys(self, bucket: bytes, lo: bytes, hi: bytes | None) -> Iterator[bytes]:
+        """The keys from `lo` on, a small page at a time (list_folders jumps after the first folder)."""
+        return (row[0] for row in self._pages("key", bucket, lo, False, hi, 32))
+
+    def _pages(self, cols: str, bucket: bytes, lo: bytes, after: bool, hi: bytes | None,
+               limit: int) -> Iterator[tuple[Any, ...]]:
+        bound = " AND key < ?" if hi is not None else ""
+        extra = (hi,) if hi is not None else ()
+        while True:
+            op = ">" if after else ">="
+            rows = self._fetch(f"SELECT {cols} FROM objects WHERE bucket = ? AND key {op} ?{bound} ORDER BY key",
+                               (bucket, lo, *extra), limit)
+            yield from rows
+            if not rows or (len(rows) < limit and sum(len(r[-1]) for r in rows) < self.PAGE_BYTES):
+                return
+            lo, after = rows[-1][0], True
+
+    def versions(self, bucket: bytes, lo: bytes, after: bool, hi: bytes | None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, line) of the version lines from key `lo` (past it when `after`), by key then manifest order."""
+        bound = " AND key < ?" if hi is not None else ""
+        extra = (hi,) if hi is not None else ()
+        seq = 1 << 62 if after else -1
+        while True:
+            rows = self._fetch(f"SELECT key, seq, line FROM versions WHERE bucket = ? AND (key, seq) > (?, ?){bound} "
+                               "ORDER BY key, seq", (bucket, lo, seq, *extra), self.PAGE)
+            for key, _, line in rows:
+                yield key, line
+            if not rows or (len(rows) < self.PAGE and sum(len(r[-1]) for r in rows) < self.PAGE_BYTES):
+                return
+            lo, seq = rows[-1][0], rows[-1][1]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
 class EvidenceSource(Source):
+    """An evidence directory, read through an index of its manifest that lives on disk, not in memory.
+
+    The manifest is read once, in chunks, hashed as it is read (the seal is the hash of exactly the lines
+    indexed), and every line is checked at open as before; the lines themselves go to a private temporary
+    SQLite database (`_ManifestIndex`), so memory stays flat however many objects the directory holds.
+    Lookups parse their one line again; listings page through the index in key order.
+    """
+
     key_origin = "evidence"
     original_write_times = True
 
@@ -287,11 +482,37 @@ class EvidenceSource(Source):
             raise ConfigError(f"{root} has no {MANIFEST}: not an evidence directory, or its acquisition "
                               "was interrupted")
         self._root_real = os.path.realpath(self.root)
-        data = self._read_manifest(manifest)
-        self.manifest_sha256 = hashlib.sha256(data).hexdigest()
-        lines = data.split(b"\n")
+        self._index = _ManifestIndex.create(manifest)
         try:
-            header = orjson.loads(lines[0])
+            self._load(manifest)
+        except BaseException:
+            self._index.close()
+            raise
+        buckets = self.header.get("buckets")
+        self._protection = ({b: BucketProtection.from_json(p) for b, p in buckets.items() if isinstance(b, str)}
+                            if isinstance(buckets, dict) else {})
+        self.problems: list[str] = []
+
+    # --- manifest
+
+    def _load(self, manifest: Path) -> None:
+        """Read, hash, check and index the manifest in one pass."""
+        sha = hashlib.sha256()
+        with self._read_manifest(manifest) as f:
+            lines = _manifest_lines(f, sha, manifest)
+            self._read_header(manifest, next(lines)[1])
+            try:
+                for n, line in lines:
+                    if line.strip():
+                        self._index.add(self._parse_entry(line, n), line, n)
+                self._index.commit()
+            except sqlite3.Error as exc:
+                raise ConfigError(f"{manifest}: could not index it in a temporary database: {exc}") from None
+        self.manifest_sha256 = sha.hexdigest()
+
+    def _read_header(self, manifest: Path, line: bytes) -> None:
+        try:
+            header = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise ConfigError(f"{manifest}: the header line is not JSON") from exc
         if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -304,32 +525,18 @@ class EvidenceSource(Source):
         except FormatError as exc:
             raise ConfigError(f"{manifest}: acquired_at is not a time") from exc
         self.trail = trail_from_json(header.get("trail"))
-        self._entries: dict[str, dict[str, _Entry]] = {}
-        self._versions: dict[str, dict[str, list[_Entry]]] = {}
-        for n, line in enumerate(lines[1:], start=2):
-            if not line.strip():
-                continue
-            entry = self._parse_entry(line, n)
-            if entry.version is not None:
-                self._versions.setdefault(entry.bucket, {}).setdefault(entry.key, []).append(entry)
-            else:
-                self._entries.setdefault(entry.bucket, {})[entry.key] = entry
-        self._sorted = {b: sorted(e) for b, e in self._entries.items()}
-        self._sorted_versions = {b: sorted(e) for b, e in self._versions.items()}
-        buckets = header.get("buckets")
-        self._protection = ({b: BucketProtection.from_json(p) for b, p in buckets.items() if isinstance(b, str)}
-                            if isinstance(buckets, dict) else {})
-        self.problems: list[str] = []
 
-    # --- manifest
-
-    def _read_manifest(self, manifest: Path) -> bytes:
+    def _read_manifest(self, manifest: Path) -> BinaryIO:
         st = os.lstat(manifest)
         if stat.S_ISLNK(st.st_mode):
             raise ConfigError(f"{manifest} is a symbolic link; refused")
         if st.st_size > MAX_MANIFEST_BYTES:
             raise ConfigError(f"{manifest} is larger than {MAX_MANIFEST_BYTES} bytes")
-        return manifest.read_bytes()
+        try:
+            fd = os.open(manifest, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:  # replaced by a link since lstat, or unreadable
+            raise ConfigError(f"{manifest}: cannot be read: {exc.strerror}") from None
+        return os.fdopen(fd, "rb", buffering=0)
 
     def _parse_entry(self, line: bytes, n: int) -> _Entry:
         if len(line) > MAX_MANIFEST_LINE:
@@ -371,39 +578,50 @@ class EvidenceSource(Source):
         except (orjson.JSONDecodeError, KeyError, ValueError, FormatError) as exc:
             raise ConfigError(f"manifest line {n} is malformed: {exc}") from None
 
+    def close(self) -> None:
+        """Close (and so delete) the index; the source cannot be read afterwards."""
+        self._index.close()
+
+    def buckets(self) -> list[str]:
+        """The buckets that have objects in the directory, in order."""
+        return [b.decode("utf-8", "surrogatepass") for b in self._index.buckets()]
+
     # --- Source
 
     def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ListedObject]:
-        keys = self._sorted.get(bucket, [])
-        lo = bisect.bisect_left(keys, prefix)
-        if start_after is not None and start_after >= prefix:
-            lo = bisect.bisect_right(keys, start_after)
-        entries = self._entries[bucket] if keys else {}
-        for key in keys[lo:]:
-            if not key.startswith(prefix):
+        p = _b(prefix)
+        lo, after = (_b(start_after), True) if start_after is not None and start_after >= prefix else (p, False)
+        for key, line in self._index.objects(_b(bucket), lo, after, _upper(p)):
+            if not key.startswith(p):
                 break
-            m = entries[key].meta
-            yield ListedObject(m.ref, m.size, m.etag, m.last_modified, m.storage_class, m.version_id)
+            yield _listed(line)
 
     def list_folders(self, bucket: str, prefix: str) -> list[str]:
         out: list[str] = []
-        keys = self._sorted.get(bucket, [])
-        i = bisect.bisect_left(keys, prefix)
-        while i < len(keys) and keys[i].startswith(prefix):
-            rest = keys[i][len(prefix):]
-            if "/" not in rest:
-                i += 1
-                continue
-            name = rest.split("/", 1)[0]
-            out.append(name)
-            i = bisect.bisect_left(keys, prefix + name + "0")  # "/" < "0": skip the folder
+        b, p = _b(bucket), _b(prefix)
+        lo: bytes | None = p
+        while lo is not None:
+            lo, name = self._next_folder(b, p, lo)
+            if name is not None:
+                out.append(name.decode("utf-8", "surrogatepass"))
         return out
 
+    def _next_folder(self, bucket: bytes, prefix: bytes, lo: bytes) -> tuple[bytes | None, bytes | None]:
+        """The first folder at or after `lo` under `prefix`, and where to look for the next ("/" < "0": past it)."""
+        for key in self._index.keys(bucket, lo, _upper(prefix)):
+            if not key.startswith(prefix):
+                break
+            rest = key[len(prefix):]
+            if b"/" in rest:
+                name = rest.split(b"/", 1)[0]
+                return prefix + name + b"0", name
+        return None, None
+
     def _entry(self, ref: ObjectRef) -> _Entry:
-        e = self._entries.get(ref.bucket, {}).get(ref.key)
-        if e is None:
+        line = self._index.object_line(_b(ref.bucket), _b(ref.key))
+        if line is None:
             raise NotFoundError(f"{ref.uri} is not in the evidence directory")
-        return e
+        return self._parse_entry(line, 0)
 
     def head(self, ref: ObjectRef) -> ObjectMeta:
         return self._entry(ref).meta
@@ -464,36 +682,35 @@ class EvidenceSource(Source):
         return self._protection.get(bucket)
 
     def list_versions(self, bucket: str, prefix: str, key_marker: str | None = None) -> Iterator[ObjectVersion]:
-        keys = self._sorted_versions.get(bucket, [])
-        lo = bisect.bisect_left(keys, prefix)
-        if key_marker is not None and key_marker >= prefix:
-            lo = bisect.bisect_right(keys, key_marker)
-        for key in keys[lo:]:
-            if not key.startswith(prefix):
+        p = _b(prefix)
+        lo, after = (_b(key_marker), True) if key_marker is not None and key_marker >= prefix else (p, False)
+        for key, line in self._index.versions(_b(bucket), lo, after, _upper(p)):
+            if not key.startswith(p):
                 break
-            for e in self._versions[bucket][key]:
-                assert e.version is not None
-                yield e.version
+            version = self._parse_entry(line, 0).version
+            assert version is not None
+            yield version
 
     def open_version(self, ref: ObjectRef, version_id: str) -> ObjectStream:
-        for e in self._versions.get(ref.bucket, {}).get(ref.key, []):
-            if e.version is None or e.version.version_id != version_id:
-                continue
-            if e.version.delete_marker:
-                raise NotFoundError("a delete marker has no bytes")
-            if e.file is None and e.version.is_latest:
-                current = self._entry(ref)
-                if current.meta.version_id not in (None, version_id):
-                    raise EvidenceModifiedError(f"the current object is version {current.meta.version_id}, "
-                                                f"not {version_id}")
-                return self.open(ref)
-            if e.error is not None:
-                cls = _ERRORS.get(str(e.error.get("reason")), AccessDeniedError)
-                raise cls(f"at acquisition: {e.error.get('message', '')}"[:500])
-            if e.file is None or e.sha256 is None:
-                raise NotFoundError(f"version {version_id} was not acquired")
-            return EvidenceStream(e, self._open_inside(e.file))
-        raise NotFoundError(f"version {version_id} of {ref.uri} is not in the evidence directory")
+        line = self._index.version_line(_b(ref.bucket), _b(ref.key), _b(version_id))
+        if line is None:
+            raise NotFoundError(f"version {version_id} of {ref.uri} is not in the evidence directory")
+        e = self._parse_entry(line, 0)
+        assert e.version is not None
+        if e.version.delete_marker:
+            raise NotFoundError("a delete marker has no bytes")
+        if e.file is None and e.version.is_latest:
+            current = self._entry(ref)
+            if current.meta.version_id not in (None, version_id):
+                raise EvidenceModifiedError(f"the current object is version {current.meta.version_id}, "
+                                            f"not {version_id}")
+            return self.open(ref)
+        if e.error is not None:
+            cls = _ERRORS.get(str(e.error.get("reason")), AccessDeniedError)
+            raise cls(f"at acquisition: {e.error.get('message', '')}"[:500])
+        if e.file is None or e.sha256 is None:
+            raise NotFoundError(f"version {version_id} was not acquired")
+        return EvidenceStream(e, self._open_inside(e.file))
 
     def public_keys(self, regions: list[str], start: datetime, end: datetime) -> KeyRing:
         ring = KeyRing()
@@ -536,3 +753,13 @@ class EvidenceSource(Source):
 
 def _opt_str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
+
+
+def _listed(line: bytes) -> ListedObject:
+    """A listing's fields of a line `_parse_entry` accepted at open, read as it reads them (and no more:
+    a listing of every object parses every line again)."""
+    d = orjson.loads(line)
+    size, lm = d.get("size"), d.get("last_modified")
+    return ListedObject(ObjectRef(d["bucket"], d["key"]), size if isinstance(size, int) else None,
+                        _opt_str(d.get("etag")), parse_time(lm) if isinstance(lm, str) else None,
+                        _opt_str(d.get("storage_class")), _opt_str(d.get("version_id")))
