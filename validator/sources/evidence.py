@@ -26,6 +26,11 @@ An object that could not be read at acquisition has `file: null` and `error:
 Everything read back is hostile: the manifest may have been edited, files
 replaced or linked elsewhere. Object files are opened only below `objects/`,
 never through a symbolic link.
+
+Reading keeps no per-object state in memory: the manifest's lines are copied, as they are
+hashed and checked, into a private temporary SQLite database (`_ManifestIndex`: SQLite's temp
+directory, TMPDIR or /var/tmp, about the manifest's size; unlinked at once, freed on close), and
+read back from there, never from manifest.jsonl again.
 """
 
 from __future__ import annotations
