@@ -349,3 +349,20 @@ def test_closing_releases_the_index_and_a_closed_source_says_so(tmp_path):
     del dropped
     gc.collect()
     assert _open_fds() <= before
+
+
+def test_a_symlinked_manifest_is_refused(tmp_path):
+    real = _write(tmp_path / "real", [_line("b", "k", 1)])
+    root = tmp_path / "ev"
+    root.mkdir()
+    (root / "manifest.jsonl").symlink_to(real / "manifest.jsonl")
+    with pytest.raises(ConfigError, match="is a symbolic link; refused"):
+        EvidenceSource(root)
+
+
+def test_the_manifest_edited_after_open_changes_nothing_the_source_says(tmp_path):
+    """The source answers from the lines it hashed: rewriting manifest.jsonl mid-run cannot slip past the seal."""
+    root = _write(tmp_path / "ev", [_line("b", "k", 1), _line("b", "l", 2)])
+    src = EvidenceSource(root)
+    _write(root, [_line("b", "k", 99, sha256="f" * 64)])  # in place, after open
+    assert src.head(ObjectRef("b", "k")).size == 1 and [o.ref.key for o in src.list("b", "")] == ["k", "l"]
