@@ -238,17 +238,28 @@ class History:
         and a record for each deleted log file no record names. Returns the records to add."""
         named: set[ObjectRef] = set()
         for rec in out:
-            if not isinstance(rec, (DigestRecord, LogRecord)) or rec.key is None or rec.bucket is None:
-                continue
-            ref = ObjectRef(rec.bucket, rec.key)
+            self.annotate_one(rec, named)
+        return self.unnamed_deleted(named, window_start)
+
+    def annotate_one(self, rec: Record, named: set[ObjectRef]) -> None:
+        """One record, as it goes out: its versions (when no hook attached them) and its retention. `named`
+        collects the altered keys records name (the only ones `unnamed_deleted` asks about)."""
+        if not isinstance(rec, (DigestRecord, LogRecord)) or rec.key is None or rec.bucket is None:
+            return
+        ref = ObjectRef(rec.bucket, rec.key)
+        if ref in self.keys:
             named.add(ref)
-            versions = self.keys.get(ref)
-            if versions and (rec.extra is None or "versions" not in rec.extra):
+        versions = self.keys.get(ref)
+        if versions:
+            if rec.extra is None or "versions" not in rec.extra:
                 self._attach(rec, [(x, rec.verdict if x.is_latest and not x.delete_marker else None)
                                    for x in versions], self._recoverable(ref))
-            meta = self.locks.get(ref)
-            if meta is not None:
-                self._retention(rec, meta)
+        meta = self.locks.get(ref)
+        if meta is not None:
+            self._retention(rec, meta)
+
+    def unnamed_deleted(self, named: set[ObjectRef], window_start: datetime) -> list[Record]:
+        """A record for each deleted log file of the window that no record names, with its versions."""
         added: list[Record] = []
         for ref, versions in sorted(self.keys.items()):
             name = parse_key(self.v.locations.to_original(ref).key)

@@ -8,7 +8,7 @@ than trusting a field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
@@ -271,6 +271,13 @@ class Digest:
     @property
     def is_chain_start(self) -> bool:
         return self.previous is None
+
+    def compacted(self, previous_signature: str | None) -> "Digest":
+        """The fields chain linking and the records use (the log list taken out: the pipeline keeps it on
+        disk), with `previous_signature` in place of the 512-character hex one."""
+        return replace(self, log_files=(), end_time_text="", signature_algorithm="",
+                       previous_signature=previous_signature, previous_hash_algorithm=None,
+                       newest_event_time=None, oldest_event_time=None)
 
 
 REQUIRED_DIGEST_FIELDS = (

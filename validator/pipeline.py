@@ -1,16 +1,19 @@
 """Discovery, bounded concurrency, and the one place where exceptions become results.
 
-One (account, region) group after another, in sorted order (with more than one worker, the next
-groups are already being listed and fetched while a group's records are written: GROUP_LOOKAHEAD):
+One (account, region) group after another, in sorted order (with more than one worker, the digests of the
+next groups are already being listed, fetched and linked while a group's log files are checked:
+GROUP_LOOKAHEAD):
  1. list the trail's digests in the window (with a margin for the neighbours the
-    chain checks need), fetch and verify them concurrently;
+    chain checks need), fetch and verify them concurrently; each digest's log list goes to
+    disk as it arrives (validator.listed), so memory does not grow with the log files of the history;
  2. follow pointers from trusted digests to predecessors not listed;
  3. link the chains (core.chain), emit digest, missing and gap records;
- 4. fetch and hash the log files trusted in-range digests list, concurrently;
- 5. list the log folder, and classify log files no digest lists.
-Records come out in a deterministic order, whatever the concurrency: each group's records are
-assembled in its own order and written in plan order; the log folder is listed while the group's log
-files are hashed. I/O concurrency is bounded by the one pool of `workers` threads that every group
+ 4. fetch and hash the log files trusted in-range digests list, concurrently, page by page from disk,
+    each record written as it comes;
+ 5. list the log folder one day at a time (DAYS_AHEAD days listed ahead), and classify log files no
+    digest lists.
+Records come out in a deterministic order, whatever the concurrency: each group's in its own order, the
+groups in plan order. I/O concurrency is bounded by the one pool of `workers` threads that every group
 submits to (bounded_map), so running groups ahead adds no requests in flight beyond it.
 """
 
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, TypeVar
 
-from .core.chain import end_of, link_group
+from .core.chain import ChainFindings, end_of, link_group
 from .core.encryption import EncryptionPolicy, digest_encryption, log_encryption, unreadable_is_foreign
 from .core.explain import MAX_LOG_JSON, START_EVENTS, STOP_EVENTS, TrailEvent, explanation, trail_events
 from .core.hashing import GunzipSha256
@@ -40,6 +43,7 @@ from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, D
                       ObjectRecord, Record, Summary, Verdict)
 from .engines.local import Engine, LocalEngine
 from .history import History
+from .listed import ListedLogs
 from .sources.base import ObjectStream, Source, TrailInfo
 from .state import StateStore
 
@@ -51,7 +55,8 @@ MAX_POINTER_ROUNDS = 10_000
 READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retries
 RETRY_BACKOFF = 0.25
 PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
-GROUP_LOOKAHEAD = 2  # groups listed and fetched ahead of the one whose records are being written
+GROUP_LOOKAHEAD = 2  # groups whose digests are listed and fetched ahead of the one whose records are being written
+DAYS_AHEAD = 8  # days of a log folder listed ahead of the one being classified
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -218,6 +223,8 @@ class Validation:
                 if self._stop.is_set():
                     return
                 for rec in records:
+                    if self._stop.is_set():
+                        return
                     self.summary.add(rec)
                     yield rec
                 for stray in self._take_strays(group):
@@ -236,9 +243,10 @@ class Validation:
         if self.config.start is None:
             self.summary.requested_start = self.oldest_found
 
-    def _groups_in_order(self) -> Iterator[tuple[Group, list[Record]]]:
-        """Each group with its records, in plan order. With more than one worker, up to GROUP_LOOKAHEAD
-        further groups run meanwhile in helper threads (their reads go through the same bounded pool)."""
+    def _groups_in_order(self) -> Iterator[tuple[Group, Iterator[Record]]]:
+        """Each group with its records (streamed), in plan order. With more than one worker, the digests of
+        up to GROUP_LOOKAHEAD further groups are listed, fetched and linked meanwhile in helper threads
+        (their reads go through the same bounded pool); a group's log files are hashed as its records go out."""
         if (self.config.workers <= 1 or len(self.plan.groups) <= 1 or self.history.enabled or self.incremental
                 or not isinstance(self.engine, LocalEngine)):
             # History (versions) and the state (--state: its observed listings, its SQLite connection) keep
@@ -247,23 +255,23 @@ class Validation:
             for group in self.plan.groups:
                 if self._stop.is_set():
                     return
-                yield group, self._group_records(group)
+                yield group, self._group_records(self._group_digests(group))
             return
         helpers = self._helper_pool()
-        running: deque[tuple[Group, Future[list[Record]]]] = deque()
+        running: deque[tuple[Group, Future[GroupDigests]]] = deque()
         todo = iter(self.plan.groups)
         for group in todo:
-            running.append((group, helpers.submit(self._group_records, group)))
+            running.append((group, helpers.submit(self._group_digests, group)))
             if len(running) > GROUP_LOOKAHEAD:
                 break
         while running:
             group, future = running.popleft()
-            records = future.result()
+            digests = future.result()
             if not self._stop.is_set():
                 nxt = next(todo, None)
                 if nxt is not None:
-                    running.append((nxt, helpers.submit(self._group_records, nxt)))
-            yield group, records
+                    running.append((nxt, helpers.submit(self._group_digests, nxt)))
+            yield group, self._group_records(digests)
 
     def _helper_pool(self) -> ThreadPoolExecutor:
         """Threads for whole groups and listings; never the read pool, so that waiting on reads cannot deadlock."""
@@ -298,21 +306,27 @@ class Validation:
         if not gaps:
             return
         trail = self.config.trail
-        verified = [(parse_key(self.locations.to_original(ObjectRef(r.bucket, r.key)).key), r) for r in logs
-                    if r.verdict.status in (VALID, WARNING)]
+        verified = [r for r in logs if r.verdict.status in (VALID, WARNING)]
         for gap in gaps:
-            near = [(n, r) for n, r in verified if n is not None and (
-                gap.start_time - timedelta(minutes=90) <= n.time <= gap.start_time + timedelta(minutes=30)
-                or gap.end_time - timedelta(minutes=60) <= n.time <= gap.end_time + timedelta(minutes=60))]
+            near = [r for r in verified if self._near_a_gap(r, [gap])]
             stops: list[TrailEvent] = []
             starts: list[TrailEvent] = []
-            for _, r in near:
+            for r in near:
                 raw = self._read_log_json(ObjectRef(r.bucket, r.key))
                 if raw is None:
                     continue
                 stops += trail_events(raw, r.key, trail.name, str(trail), STOP_EVENTS)
                 starts += trail_events(raw, r.key, trail.name, str(trail), START_EVENTS)
             gap.explained_by = explanation(stops, starts, gap.start_time, gap.end_time)
+
+    def _near_a_gap(self, rec: LogRecord, gaps: list[GapRecord]) -> bool:
+        """A log file whose time is near a gap's edges: where the event that explains it would be."""
+        name = parse_key(self.locations.to_original(ObjectRef(rec.bucket, rec.key)).key)
+        if name is None:
+            return False
+        return any(gap.start_time - timedelta(minutes=90) <= name.time <= gap.start_time + timedelta(minutes=30)
+                   or gap.end_time - timedelta(minutes=60) <= name.time <= gap.end_time + timedelta(minutes=60)
+                   for gap in gaps)
 
     def _read_log_json(self, lies_at: ObjectRef) -> bytes | None:
         kept = self.incremental.log_json(lies_at) if self.incremental else None
@@ -391,19 +405,24 @@ class Validation:
 
     # --- one group ---------------------------------------------------------------------
 
-    def _group_records(self, group: Group) -> list[Record]:
+    def _group_digests(self, group: Group) -> "GroupDigests":
+        """A group's digests: listed, fetched, checked, their pointers followed and their chains linked.
+        Their log lists go to disk as they arrive (ListedLogs): memory does not grow with the history."""
         root = group.root(self.plan.prefix)
         self.history.load(group, root)
         own, foreign = self._list_digests(group, root)
         own += self.history.deleted_digests(group, own)
+        listed = ListedLogs()
         known = self.incremental.digests(own) if self.incremental else None  # --state: unchanged ones, no GET
-        checked = list(self.engine.map_digests(self, known.fetch if known else own))
-        if known:
-            checked = known.merge(checked)
+        fetched = self.engine.map_digests(self, known.fetch if known else own)
+        if known:  # the state keeps what was fetched (signatures whole) before it is compacted
+            checked = [listed.shelve(d) for d in known.merge(list(fetched))]
+        else:
+            checked = [listed.shelve(d) for d in fetched]
         window_start = self._group_window_start(checked)
         for d in checked:
             d.in_range = self._in_range(d, window_start)
-        checked = self._follow_pointers(checked, window_start)
+        checked = self._follow_pointers(checked, window_start, listed.shelve)
         if self.config.start is None:  # the default window reaches back to the oldest digest the chain holds
             window_start = self._group_window_start(checked)
         info = self.trail_info
@@ -421,38 +440,61 @@ class Validation:
             if not self._history_starts_with_a_chain_start(regular):
                 window_start = self._reach_back_to_oldest_log(group, root, window_start, reg_found.missing,
                                                               hole=bool(regular))
-        out: list[Record] = []
         digest_records: list[DigestRecord] = [self._digest_record(d, group) for d in checked if d.in_range]
         digest_records += [m for m in reg_found.missing + bf_found.missing
                            if m.end_time is None or m.end_time >= window_start]
         digest_records.sort(key=lambda r: (r.backfill, r.end_time or self.window_end, r.key or ""))
         if any(r.key is not None for r in digest_records):
             self._chains_seen.add((group.account_id, group.region))
-        out += digest_records
-
-        listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]] = {}
-        for d in sorted(checked, key=lambda d: (not d.in_range, end_of(d) or self.window_end)):
-            if d.trusted and d.digest is not None:
-                for lf in d.digest.log_files:
-                    listed.setdefault(lf.ref, (lf, d))
-        to_hash = [(lf, d) for lf, d in listed.values() if d.in_range]
-        known_logs = self.incremental.logs(to_hash, self._log_listing(group, root, window_start)) \
-            if self.incremental else None
-        # listed while the logs hash (after the state's prefetch of the same listing, which it then replays)
-        folder = self._list_ahead(self._log_folder, group, root, window_start)
-        log_records = list(self.engine.map_logs(self, known_logs.fetch if known_logs else to_hash))
-        if known_logs:
-            log_records = known_logs.merge(log_records)
-        out += log_records
-        self._explain_gaps(reg_found.gaps, log_records)
-        self._gaps += reg_found.gaps
+        # the first trusted digest in this order that lists a log file is the one it is checked against
+        listed.rank(sorted(checked, key=lambda d: (not d.in_range, end_of(d) or self.window_end)))
         lost = self._lost_digests(checked, reg_found.missing + bf_found.missing)
-        out += self._unlisted_logs(group, root, listed, window_start, reg_found.coverage, reg_found.newest_end,
-                                   foreign, in_folder=folder.result(), lost=lost)
-        out += self.history.annotate(out, window_start)
-        if self.incremental:  # --state: what it recorded verified that is gone now
-            out += self.incremental.after_group(self._log_listing(group, root, window_start)[0], window_start, out)
-        return out
+        return GroupDigests(group, root, window_start, digest_records, reg_found, bf_found, lost, foreign, listed)
+
+    def _group_records(self, g: "GroupDigests") -> Iterator[Record]:
+        """A group's records as they are made: its digests', then its log files' (hashed now), then those of
+        the log files no digest lists; the history's annotations on each (and its deleted log files)."""
+        try:
+            records = self._group_stream(g)
+            if self.incremental:  # --state amends the group's records at its end: they are kept until then
+                out = list(records)
+                out += self.history.annotate(out, g.window_start)
+                out += self.incremental.after_group(self._log_listing(g.group, g.root, g.window_start)[0],
+                                                    g.window_start, out)
+                yield from out
+                return
+            named: set[ObjectRef] = set()
+            for rec in records:
+                self.history.annotate_one(rec, named)
+                yield rec
+            yield from self.history.unnamed_deleted(named, g.window_start)
+        finally:
+            g.listed.close()
+
+    def _group_stream(self, g: "GroupDigests") -> Iterator[Record]:
+        group, root, window_start = g.group, g.root, g.window_start
+        digest_records, g.digest_records = g.digest_records, []
+        yield from digest_records
+        del digest_records  # a long history's digest records need not stay while its log files are checked
+        to_hash: Iterable[tuple[LogFileRef, CheckedDigest]] = g.listed.to_hash()
+        known_logs = None
+        if self.incremental:
+            to_hash = list(to_hash)
+            known_logs = self.incremental.logs(to_hash, self._log_listing(group, root, window_start))
+        log_records: Iterable[LogRecord] = self.engine.map_logs(self, known_logs.fetch if known_logs else to_hash)
+        if known_logs:
+            log_records = known_logs.merge(list(log_records))
+        gaps = g.regular.gaps
+        near_gaps: list[LogRecord] = []  # the verified log files that may explain a gap
+        for rec in log_records:
+            if gaps and rec.verdict.status in (VALID, WARNING) and self._near_a_gap(rec, gaps):
+                near_gaps.append(rec)
+            yield rec
+        self._explain_gaps(gaps, near_gaps)
+        self._gaps += gaps
+        in_folder = (self._log_folder(group, root, window_start) if self.incremental  # replays the state's listing
+                     else self._log_folder_by_day(group, root, window_start))
+        yield from self._unlisted_logs(g, g.regular.coverage, g.regular.newest_end, in_folder, g.lost)
 
     def _list_ahead(self, fn: Callable[..., T], *args: object) -> "Future[T]":
         """Run a listing in a helper thread (inline with one worker), so it overlaps the reads that follow."""
@@ -581,7 +623,8 @@ class Validation:
                 result.verdict = result.verdict.worse(late)
         return result
 
-    def _follow_pointers(self, checked: list[CheckedDigest], window_start: datetime) -> list[CheckedDigest]:
+    def _follow_pointers(self, checked: list[CheckedDigest], window_start: datetime,
+                         shelve: Callable[[CheckedDigest], CheckedDigest]) -> list[CheckedDigest]:
         """Fetch predecessors that trusted in-range digests name but the listing did not hold."""
         by_loc = {d.original: d for d in checked}
         absent: set[ObjectRef] = set()
@@ -592,7 +635,7 @@ class Validation:
             if not wanted:
                 break
             for ref in wanted:
-                d = self._fetch_digest(self.locations.to_copy(ref))
+                d = shelve(self._fetch_digest(self.locations.to_copy(ref)))
                 if d.verdict.reason == "not_found":
                     absent.add(ref)
                     continue
@@ -612,7 +655,7 @@ class Validation:
             bucket=d.lies_at.bucket, key=d.lies_at.key, region=name.region if name else group.region,
             account_id=name.account_id if name else group.account_id, verdict=d.verdict,
             start_time=start, end_time=end, fingerprint=d.digest.fingerprint if d.digest else None,
-            backfill=d.backfill, log_count=len(d.digest.log_files) if d.digest else None, from_state=d.from_state)
+            backfill=d.backfill, log_count=d.count_logs(), from_state=d.from_state)
         self.history.on_digest_record(record, d)
         return record
 
@@ -722,31 +765,26 @@ class Validation:
             verdict = verdict.worse(late)
         return verdict
 
-    def _unlisted_logs(self, group: Group, root: str, listed: dict[ObjectRef, tuple[LogFileRef, CheckedDigest]],
-                       window_start: datetime, coverage: list[tuple[datetime, datetime]],
-                       newest_end: datetime | None, foreign: list[ObjectRef],
-                       in_folder: list[tuple[ObjectRef, KeyName]] | None = None,
-                       lost: "LostDigests | None" = None) -> list[LogRecord]:
-        if in_folder is None:
-            in_folder = self._log_folder(group, root, window_start)
-        candidates = [(original, name) for original, name in in_folder if original not in listed]
-        if not candidates:
-            return []
-        if foreign:
-            others = set()
-            for d in self.engine.map_digests(self, foreign):
-                if d.trusted and d.digest is not None:
-                    others.update(lf.ref for lf in d.digest.log_files)
-            candidates = [(r, n) for r, n in candidates if r not in others]
+    def _unlisted_logs(self, g: "GroupDigests", coverage: list[tuple[datetime, datetime]],
+                       newest_end: datetime | None, in_folder: Iterable[tuple[ObjectRef, KeyName]],
+                       lost: "LostDigests | None" = None) -> Iterator[LogRecord]:
+        """The log files of the folder's listing that no trusted digest of the group lists, classified."""
         latest = (self.trail_info.latest_digest_delivery if self.trail_info and self.trail_info.latest_digest_delivery
                   else self.reference_time)
-        out = []
-        for ref, name in candidates:
+        others_known = not g.foreign
+        for ref, name in in_folder:
+            if g.listed.lists(ref):
+                continue
+            if not others_known:  # other trails' digests in the folder: fetched once a log file needs them
+                g.listed.add_others(lf.ref for d in self.engine.map_digests(self, g.foreign)
+                                    if d.trusted and d.digest is not None for lf in d.digest.log_files)
+                others_known = True
+            if g.foreign and g.listed.others_list(ref):
+                continue
             verdict = self._classify_unlisted(name.time, coverage, newest_end, latest, lost)
             lies_at = self.locations.to_copy(ref)
-            out.append(LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
-                                 region=name.region, account_id=name.account_id))
-        return out
+            yield LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
+                            region=name.region, account_id=name.account_id)
 
     def _log_listing(self, group: Group, root: str, window_start: datetime) -> tuple[str, str, str]:
         """The log folder's listing: (folder, list after this key, stop after this day)."""
@@ -754,12 +792,14 @@ class Validation:
         return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
             self.window_end.strftime("%Y/%m/%d")
 
-    def _log_folder(self, group: Group, root: str, window_start: datetime) -> list[tuple[ObjectRef, KeyName]]:
-        """The log files in the group's log folder whose time lies in the window (original locations)."""
+    def _log_folder(self, group: Group, root: str, window_start: datetime,
+                    after: str | None = None, until: str | None = None) -> list[tuple[ObjectRef, KeyName]]:
+        """The log files in the group's log folder whose time lies in the window (original locations); or of
+        the part of the listing after `after` up to `until` (keys; one day's range, see _log_folder_by_day)."""
         folder, start_after, last_day = self._log_listing(group, root, window_start)
         found: list[tuple[ObjectRef, KeyName]] = []
-        for obj in self.source.list(self.plan.bucket, folder, start_after):
-            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
+        for obj in self.source.list(self.plan.bucket, folder, after or start_after):
+            if obj.ref.key[len(folder):len(folder) + 10] > last_day or (until is not None and obj.ref.key > until):
                 break
             original = self.locations.to_original(obj.ref)
             name = parse_key(original.key)
@@ -769,6 +809,38 @@ class Validation:
             if window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end:
                 found.append((original, name))
         return found
+
+    def _log_folder_by_day(self, group: Group, root: str, window_start: datetime
+                           ) -> Iterator[tuple[ObjectRef, KeyName]]:
+        """What _log_folder finds, in the same order, but listed one day at a time, DAYS_AHEAD days ahead.
+
+        The listing after `FOLDER/D0` (the day before the window) is cut at `FOLDER/D1`, `FOLDER/D2`, ...
+        (each day's name): day i's listing holds the keys after `FOLDER/Di` up to `FOLDER/Di+1`, the last
+        one stops where _log_folder stops. These ranges meet end to end, so a key outside any day folder
+        (a stray) is still found in the one range that holds it, and no key is found twice."""
+        folder, start_after, last_day = self._log_listing(group, root, window_start)
+        first = datetime.strptime(start_after[len(folder):], "%Y/%m/%d").replace(tzinfo=UTC)
+        bounds = [start_after]
+        day = first
+        while day.strftime("%Y/%m/%d") < last_day:
+            day += timedelta(days=1)
+            bounds.append(folder + day.strftime("%Y/%m/%d"))
+        ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:])] + [(bounds[-1], None)]
+        pending: deque[Future[list[tuple[ObjectRef, KeyName]]]] = deque()
+        todo = iter(ranges)
+        try:
+            while True:
+                while len(pending) < DAYS_AHEAD:
+                    nxt = next(todo, None)
+                    if nxt is None:
+                        break
+                    pending.append(self._list_ahead(self._log_folder, group, root, window_start, *nxt))
+                if not pending:
+                    return
+                yield from pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
 
     def _lost_digests(self, checked: list[CheckedDigest], missing: list[DigestRecord]) -> "LostDigests":
         """The spans of this group's digests that were lost (unreadable, invalid, deleted)."""
@@ -807,6 +879,21 @@ class Validation:
         if (newest_end is None or t > newest_end) and t >= latest - PENDING_WINDOW:
             return Verdict(PENDING, "awaiting_digest", "newer than the region's newest digest; its digest is not written yet")
         return Verdict(UNVERIFIABLE, "not_covered", "no valid digest covers the time of this log file")
+
+
+@dataclass
+class GroupDigests:
+    """A group after its digests were checked and linked: what its log files' part needs."""
+
+    group: Group
+    root: str
+    window_start: datetime
+    digest_records: list[DigestRecord]
+    regular: ChainFindings
+    backfill: ChainFindings
+    lost: "LostDigests"
+    foreign: list[ObjectRef]  # other trails' digests in the same folder
+    listed: ListedLogs  # the log lists of `checked`, on disk
 
 
 @dataclass

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from validator.cli import main as cli_main
 from validator.core import hashing
-from validator.model import ObjectMeta, ObjectRef, TrailArn
+from validator.model import ObjectMeta, ObjectRef, TrailArn, format_time
 from validator.pipeline import Validation
 from validator.policy import RunConfig
 from validator.sources.base import ListedObject, ObjectStream
@@ -114,7 +114,9 @@ def test_cli_json_lines_are_identical_with_one_and_many_workers(tmp_path):
     trail.write_evidence(str(path))
     outs = []
     for workers in ("1", "12"):
+        # an explicit end: the default (now) would differ between two runs that straddle a second
         result = CliRunner().invoke(cli_main, ["validate", "--trail-arn", trail.arn, "--source", str(path),
+                                               "--end-time", format_time(trail.acquired_at),
                                                "--output", "json", "--workers", workers])
         assert result.exit_code == 1, result.output
         outs.append(result.stdout)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from ..model import ObjectRef, format_time, parse_key
 from ..results import INVALID, MISSING, DigestRecord, GapRecord, Verdict
-from .verify import CheckedDigest
+from .verify import CheckedDigest, same_signature
 
 DIGEST_PERIOD = timedelta(hours=1)
 PERIOD_SLACK = timedelta(minutes=30)
@@ -63,7 +63,7 @@ def _check_link(newer: CheckedDigest, prev: CheckedDigest) -> None:
     if d.previous_hash is None or prev.sha256 is None or d.previous_hash != prev.sha256:
         _condemn(prev, "chain_hash_mismatch",
                  f"previousDigestHashValue of {newer.original.key} is not the SHA-256 of this digest")
-    elif (d.previous_signature or "").lower() != (prev.signature or "").lower():
+    elif not same_signature(d.previous_signature, prev.signature):
         _condemn(prev, "chain_signature_mismatch",
                  f"previousDigestSignature of {newer.original.key} is not this digest's signature")
 

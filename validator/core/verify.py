@@ -12,6 +12,7 @@ The steps, in order (each failure ends the check with its reason):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -38,11 +39,43 @@ class CheckedDigest:
     backfill: bool = False
     in_range: bool = True
     from_state: bool = False  # judged from the state's record (unchanged since), not fetched
+    shelved: int | None = None  # its log list was moved to disk under this number (digest.log_files is empty)
+    log_count: int | None = None  # the length of its log list, once shelved
 
     @property
     def trusted(self) -> bool:
         """Valid or warning: its pointers and log list may be followed."""
         return self.verdict.status in ("valid", "warning")
+
+    def count_logs(self) -> int | None:
+        if self.digest is None:
+            return None
+        return self.log_count if self.shelved is not None else len(self.digest.log_files)
+
+
+TOKEN = "b2:"
+
+
+def signature_token(signature: str | None) -> str | None:
+    """A short stand-in for a hex signature (512 characters for RSA-2048), equal for equal signatures in
+    any letter case: what chain linking compares, once the pipeline has compacted a checked digest."""
+    if not signature or signature.startswith(TOKEN):
+        return signature
+    return TOKEN + hashlib.blake2b(signature.lower().encode(), digest_size=20).hexdigest()
+
+
+def same_signature(a: str | None, b: str | None) -> bool:
+    """Whether two signatures (hex, or tokens of hex) are the same, ignoring letter case."""
+    return (signature_token(a) or "") == (signature_token(b) or "")
+
+
+def compact(d: CheckedDigest) -> CheckedDigest:
+    """Drop what no check needs after a digest's own (its signed string's parts, its log list, kept on
+    disk by the pipeline): a long history holds one of these per digest."""
+    if d.digest is not None:
+        d.digest = d.digest.compacted(signature_token(d.digest.previous_signature))
+    d.signature = signature_token(d.signature)
+    return d
 
 
 def _invalid(reason: str, message: str) -> Verdict:
