@@ -18,7 +18,8 @@ from typing import Iterable, Iterator
 from .core.verify import CheckedDigest, compact
 from .model import LogFileRef, ObjectRef
 
-PAGE = 1024
+BATCH = 4096  # log files shelved in memory before they are written, in one transaction
+PAGE = 256  # log files fetched from disk at a time (a page is what memory holds of them)
 CACHE_KIB = 4096
 
 _SCHEMA = """
@@ -37,13 +38,14 @@ class ListedLogs:
 
     def __init__(self) -> None:
         # "" is a private temporary database on disk, deleted when the connection closes
-        self._db = sqlite3.connect("", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect("", check_same_thread=False)
         self._db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._digests: dict[int, CheckedDigest] = {}
+        self._rows: list[tuple] = []  # shelved, not yet written: written BATCH at a time, in one transaction
         self._ranked = False
 
     def shelve(self, d: CheckedDigest) -> CheckedDigest:
@@ -56,18 +58,24 @@ class ListedLogs:
         with self._lock:
             n = len(self._digests)
             self._digests[n] = d
-            self._db.executemany(
-                "INSERT INTO listed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                ((n, i, lf.ref.bucket, lf.ref.key, lf.hash_algorithm, lf.hash_value, lf.newest_event_time,
-                  lf.oldest_event_time) for i, lf in enumerate(logs)))
+            self._rows += ((n, i, lf.ref.bucket, lf.ref.key, lf.hash_algorithm, lf.hash_value, lf.newest_event_time,
+                            lf.oldest_event_time) for i, lf in enumerate(logs))
+            if len(self._rows) >= BATCH:
+                self._flush()
         d.shelved, d.log_count = n, len(logs)
         return compact(d)
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO listed VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows)
+        self._db.commit()
+        self._rows = []
 
     def rank(self, ordered: Iterable[CheckedDigest]) -> None:
         """Which digest lists each log file: the first of `ordered` (trusted ones only) that lists it."""
         rows = [(d.shelved, i, int(d.in_range)) for i, d in enumerate(ordered)
                 if d.shelved is not None and d.trusted and d.digest is not None]
         with self._lock:
+            self._flush()
             self._db.execute("DELETE FROM ranks")
             self._db.execute("DELETE FROM winners")
             self._db.executemany("INSERT INTO ranks VALUES (?, ?, ?)", rows)
@@ -75,6 +83,7 @@ class ListedLogs:
                 "INSERT OR IGNORE INTO winners (bucket, key, alg, hash, newest, oldest, digest, in_range) "
                 "SELECT l.bucket, l.key, l.alg, l.hash, l.newest, l.oldest, l.digest, r.in_range "
                 "FROM listed l JOIN ranks r ON r.digest = l.digest ORDER BY r.rank, l.pos")
+            self._db.commit()
             self._ranked = True
             # what a log file's record needs of its digest is where it lies: the rest may go
             self._digests = {n: CheckedDigest(lies_at=d.lies_at, original=d.original, verdict=d.verdict,
@@ -96,10 +105,17 @@ class ListedLogs:
                 yield LogFileRef(ObjectRef(bucket, key), hash_value, alg, newest, oldest), self._digests[digest]
             after = page[-1][0]
 
+    def count_between(self, after: ObjectRef, until: ObjectRef) -> int:
+        """How many log files trusted digests list with keys in (after, until] of one bucket."""
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM winners WHERE bucket = ? AND key > ? AND key <= ?",
+                                    (after.bucket, after.key, until.key)).fetchone()[0]
+
     def add_others(self, refs: Iterable[ObjectRef]) -> None:
         """Log files other trails' digests list (so they are not this trail's unlisted ones)."""
         with self._lock:
             self._db.executemany("INSERT OR IGNORE INTO others VALUES (?, ?)", ((r.bucket, r.key) for r in refs))
+            self._db.commit()
 
     def lists(self, ref: ObjectRef) -> bool:
         """Whether a trusted digest of the group (in range or not) lists this log file."""

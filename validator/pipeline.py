@@ -56,7 +56,7 @@ READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retrie
 RETRY_BACKOFF = 0.25
 PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
 GROUP_LOOKAHEAD = 2  # groups whose digests are listed and fetched ahead of the one whose records are being written
-DAYS_AHEAD = 8  # days of a log folder listed ahead of the one being classified
+DAYS_AHEAD = 4  # days of a log folder listed ahead of the one being classified (each held until its turn)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -493,7 +493,7 @@ class Validation:
         self._explain_gaps(gaps, near_gaps)
         self._gaps += gaps
         in_folder = (self._log_folder(group, root, window_start) if self.incremental  # replays the state's listing
-                     else self._log_folder_by_day(group, root, window_start))
+                     else self._log_folder_by_day(group, root, window_start, g.listed))
         yield from self._unlisted_logs(g, g.regular.coverage, g.regular.newest_end, in_folder, g.lost)
 
     def _list_ahead(self, fn: Callable[..., T], *args: object) -> "Future[T]":
@@ -792,14 +792,16 @@ class Validation:
         return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
             self.window_end.strftime("%Y/%m/%d")
 
-    def _log_folder(self, group: Group, root: str, window_start: datetime,
-                    after: str | None = None, until: str | None = None) -> list[tuple[ObjectRef, KeyName]]:
+    def _log_folder(self, group: Group, root: str, window_start: datetime, after: str | None = None,
+                    until: str | None = None, expected: int | None = None) -> list[tuple[ObjectRef, KeyName]]:
         """The log files in the group's log folder whose time lies in the window (original locations); or of
         the part of the listing after `after` up to `until` (keys; one day's range, see _log_folder_by_day)."""
         folder, start_after, last_day = self._log_listing(group, root, window_start)
         found: list[tuple[ObjectRef, KeyName]] = []
-        for obj in self.source.list(self.plan.bucket, folder, after or start_after):
-            if obj.ref.key[len(folder):len(folder) + 10] > last_day or (until is not None and obj.ref.key > until):
+        listing = (self.source.list(self.plan.bucket, folder, after or start_after) if until is None else
+                   self.source.list_range(self.plan.bucket, folder, after or start_after, until, expected))
+        for obj in listing:
+            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
                 break
             original = self.locations.to_original(obj.ref)
             name = parse_key(original.key)
@@ -810,14 +812,15 @@ class Validation:
                 found.append((original, name))
         return found
 
-    def _log_folder_by_day(self, group: Group, root: str, window_start: datetime
-                           ) -> Iterator[tuple[ObjectRef, KeyName]]:
+    def _log_folder_by_day(self, group: Group, root: str, window_start: datetime,
+                           listed: ListedLogs | None = None) -> Iterator[tuple[ObjectRef, KeyName]]:
         """What _log_folder finds, in the same order, but listed one day at a time, DAYS_AHEAD days ahead.
 
         The listing after `FOLDER/D0` (the day before the window) is cut at `FOLDER/D1`, `FOLDER/D2`, ...
         (each day's name): day i's listing holds the keys after `FOLDER/Di` up to `FOLDER/Di+1`, the last
         one stops where _log_folder stops. These ranges meet end to end, so a key outside any day folder
-        (a stray) is still found in the one range that holds it, and no key is found twice."""
+        (a stray) is still found in the one range that holds it, and no key is found twice. How many keys
+        the group's digests list in a range is the source's hint for the size of its first page."""
         folder, start_after, last_day = self._log_listing(group, root, window_start)
         first = datetime.strptime(start_after[len(folder):], "%Y/%m/%d").replace(tzinfo=UTC)
         bounds = [start_after]
@@ -828,19 +831,27 @@ class Validation:
         ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:])] + [(bounds[-1], None)]
         pending: deque[Future[list[tuple[ObjectRef, KeyName]]]] = deque()
         todo = iter(ranges)
+        ahead = DAYS_AHEAD if self.config.workers > 1 else 1  # one worker lists each day when it is its turn
         try:
             while True:
-                while len(pending) < DAYS_AHEAD:
+                while len(pending) < ahead:
                     nxt = next(todo, None)
                     if nxt is None:
                         break
-                    pending.append(self._list_ahead(self._log_folder, group, root, window_start, *nxt))
+                    lo, hi = nxt
+                    expected = self._listed_between(listed, lo, hi) if listed is not None and hi else None
+                    pending.append(self._list_ahead(self._log_folder, group, root, window_start, lo, hi, expected))
                 if not pending:
                     return
                 yield from pending.popleft().result()
         finally:
             for f in pending:
                 f.cancel()
+
+    def _listed_between(self, listed: ListedLogs, after: str, until: str) -> int:
+        """How many log files the digests list with keys in (after, until] of the folder as listed."""
+        return listed.count_between(self.locations.to_original(ObjectRef(self.plan.bucket, after)),
+                                    self.locations.to_original(ObjectRef(self.plan.bucket, until)))
 
     def _lost_digests(self, checked: list[CheckedDigest], missing: list[DigestRecord]) -> "LostDigests":
         """The spans of this group's digests that were lost (unreadable, invalid, deleted)."""

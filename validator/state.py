@@ -38,7 +38,7 @@ import orjson
 
 from .errors import ConfigError
 from .model import ObjectMeta, ObjectRef, format_time, parse_time
-from .sources.base import ListedObject
+from .sources.base import ListedObject, keys_until
 
 FORMAT = "ctvalidate-state"
 VERSION = 1
@@ -527,6 +527,10 @@ class ObservingSource:
             if obj.ref.key[len(prefix):len(prefix) + 10] > stop_after_day:
                 break
         self._replay[(bucket, prefix, start_after)] = kept
+
+    def list_range(self, bucket: str, prefix: str, after: str, until: str,
+                   expected: int | None = None) -> Iterator[ListedObject]:
+        return keys_until(self.list(bucket, prefix, after), until)  # observed, as every listing
 
     def open(self, ref: ObjectRef) -> Any:
         stream = self._source.open(ref)

@@ -112,7 +112,9 @@ def _peak_traced(hours: int) -> tuple[int, int]:
     trail = generate(hours=hours, regions=("us-east-1",), logs_per_hour=(30, 30), events_per_log=(1, 1),
                      rotate_at_hour=None)
     source = MemorySource(trail)  # the trail's objects exist before the measurement
-    cfg = RunConfig(trail=TrailArn.parse(trail.arn), workers=4)
+    # one worker: no listing ahead (DAYS_AHEAD days of a folder, held while they wait: bounded, but more days
+    # of a short history than of a shorter one)
+    cfg = RunConfig(trail=TrailArn.parse(trail.arn), workers=1)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -125,8 +127,9 @@ def _peak_traced(hours: int) -> tuple[int, int]:
 
 def test_memory_does_not_grow_with_the_log_files_of_a_longer_history():
     """Four times the history (30 log files an hour): the peak grows by the digests' few facts, not by the
-    log files (before ListedLogs it grew by 2.8 MiB here, holding every log file of the group)."""
+    log files (measured: 0.44 -> 0.46 MiB; before ListedLogs 1.8 -> 4.6 MiB, holding every log file of the group)."""
+    _peak_traced(2)  # what is imported or cached on first use is not the history's
     short, short_valid = _peak_traced(24)
     long, long_valid = _peak_traced(96)
     assert (short_valid, long_valid) == (24 * 30, 96 * 30)
-    assert long - short < 600 << 10, f"{short / 2**20:.2f} MiB -> {long / 2**20:.2f} MiB"
+    assert long - short < 300 << 10, f"{short / 2**20:.2f} MiB -> {long / 2**20:.2f} MiB"

@@ -131,6 +131,12 @@ class Source(ABC):
     def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ListedObject]:
         """Objects under `prefix`, in key order, after `start_after`."""
 
+    def list_range(self, bucket: str, prefix: str, after: str, until: str,
+                   expected: int | None = None) -> Iterator[ListedObject]:
+        """Objects under `prefix` with keys after `after` up to `until` (both keys), in key order. `expected`
+        is how many the caller expects: a hint for a source that lists by pages (S3 asks for that many first)."""
+        return keys_until(self.list(bucket, prefix, after), until)
+
     @abstractmethod
     def list_folders(self, bucket: str, prefix: str) -> list[str]:
         """The names of the folders directly under `prefix` (common prefixes, without slashes)."""
@@ -172,3 +178,11 @@ class Source(ABC):
 
     def close(self) -> None:
         """Release clients and files."""
+
+
+def keys_until(listing: Iterator[ListedObject], until: str) -> Iterator[ListedObject]:
+    """A listing in key order, stopped after the last key not greater than `until`."""
+    for obj in listing:
+        if obj.ref.key > until:
+            return
+        yield obj

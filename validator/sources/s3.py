@@ -47,7 +47,7 @@ from ..core.keys import KeyRing, parse_public_key
 from ..errors import (AccessDeniedError, ArchivedError, ConfigError, FormatError, KmsAccessDeniedError,
                       ListingError, NotFoundError, SourceError, TransportError)
 from ..model import BucketEncryption, ObjectMeta, ObjectRef, TrailArn, format_time
-from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo
+from .base import CHUNK, BucketProtection, ListedObject, ObjectStream, ObjectVersion, Source, TrailInfo, keys_until
 
 try:  # urllib3 is botocore's transport; its errors can surface from a body read
     from urllib3.exceptions import HTTPError as _Urllib3Error
@@ -59,6 +59,7 @@ DEFAULT_MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 60
 EXTRA_CONNECTIONS = 8
+RANGE_MARGIN = 32  # keys a ranged listing asks for beyond those expected (strays, log files no digest lists)
 #: ListPublicKeys with no start: a time before CloudTrail log file validation existed (Nov 2015)
 KEYS_EPOCH = datetime(2015, 1, 1, tzinfo=UTC)
 
@@ -308,15 +309,19 @@ class S3Source(Source):
 
     # --- listing -----------------------------------------------------------------------
 
-    def list(self, bucket: str, prefix: str, start_after: str | None = None) -> Iterator[ListedObject]:
+    def list(self, bucket: str, prefix: str, start_after: str | None = None,
+             first_page: int | None = None) -> Iterator[ListedObject]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if start_after:
             kwargs["StartAfter"] = start_after
+        if first_page is not None:
+            kwargs["MaxKeys"] = max(1, min(1000, first_page))
         token: str | None = None
         while True:
             if token:
                 kwargs["ContinuationToken"] = token
             resp = self._list_call(bucket, prefix, kwargs)
+            kwargs.pop("MaxKeys", None)  # the pages after the first: S3's own size (1,000)
             for c in resp.get("Contents") or ():
                 key = c.get("Key")
                 if not isinstance(key, str):
@@ -326,6 +331,13 @@ class S3Source(Source):
             token = resp.get("NextContinuationToken") if resp.get("IsTruncated") else None
             if not token:
                 return
+
+    def list_range(self, bucket: str, prefix: str, after: str, until: str,
+                   expected: int | None = None) -> Iterator[ListedObject]:
+        """One day of a log folder: its first page sized to what the day's digests list (and a margin), so
+        that a day's listing does not fetch and parse the 1,000 keys of the days after it."""
+        first = expected + RANGE_MARGIN if expected is not None else None
+        return keys_until(self.list(bucket, prefix, after, first_page=first), until)
 
     def list_folders(self, bucket: str, prefix: str) -> list[str]:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
