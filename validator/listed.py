@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 from .core.verify import CheckedDigest, compact
 from .model import LogFileRef, ObjectRef
 
-BATCH = 4096  # log files shelved in memory before they are written, in one transaction
+BATCH = 512  # log files shelved in memory before they are written, in one transaction
 PAGE = 256  # log files fetched from disk at a time (a page is what memory holds of them)
 CACHE_KIB = 4096
 
