@@ -44,7 +44,7 @@ from .results import (INVALID, MISSING, PENDING, UNVERIFIABLE, VALID, WARNING, D
 from .engines.local import Engine, LocalEngine
 from .history import History
 from .listed import ListedLogs
-from .sources.base import ObjectStream, Source, TrailInfo
+from .sources.base import ListedObject, ObjectStream, Source, TrailInfo
 from .state import StateStore
 
 UTC = timezone.utc
@@ -56,6 +56,7 @@ READ_ATTEMPTS = 4  # whole-object reads, on top of botocore's own request retrie
 RETRY_BACKOFF = 0.25
 PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
 GROUP_LOOKAHEAD = 2  # groups whose digests are listed and fetched ahead of the one whose records are being written
+DIGESTS_PER_DAY = 24  # a digest folder's day: what its listing's first page asks for (and a margin)
 DAYS_AHEAD = 4  # days of a log folder listed ahead of the one being classified (each held until its turn)
 
 T = TypeVar("T")
@@ -492,8 +493,8 @@ class Validation:
             yield rec
         self._explain_gaps(gaps, near_gaps)
         self._gaps += gaps
-        in_folder = (self._log_folder(group, root, window_start) if self.incremental  # replays the state's listing
-                     else self._log_folder_by_day(group, root, window_start, g.listed))
+        in_folder = self._log_folder(group, root, window_start,  # --state: one listing, which it replays
+                                     None if self.incremental else g.listed)
         yield from self._unlisted_logs(g, g.regular.coverage, g.regular.newest_end, in_folder, g.lost)
 
     def _list_ahead(self, fn: Callable[..., T], *args: object) -> "Future[T]":
@@ -563,10 +564,10 @@ class Validation:
         own: list[ObjectRef] = []
         foreign: list[ObjectRef] = []
         trail = self.config.trail
-        for obj in self.source.list(self.plan.bucket, folder, start_after):
-            day = obj.ref.key[len(folder):len(folder) + 10]
-            if day > last_day:
-                break
+        objects = (self._listing_by_day(folder, start_after, last_day, lambda lo, hi: DIGESTS_PER_DAY)
+                   if start_after and not self.incremental  # --state replays no digest listing, but keeps one
+                   else self._listing(folder, start_after, None, last_day))
+        for obj in objects:
             name = parse_key(self.locations.to_original(obj.ref).key)
             if name is None or not name.is_digest:
                 self._stray(obj.ref, "in the digest folder")
@@ -792,44 +793,55 @@ class Validation:
         return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
             self.window_end.strftime("%Y/%m/%d")
 
-    def _log_folder(self, group: Group, root: str, window_start: datetime, after: str | None = None,
-                    until: str | None = None, expected: int | None = None) -> list[tuple[ObjectRef, KeyName]]:
-        """The log files in the group's log folder whose time lies in the window (original locations); or of
-        the part of the listing after `after` up to `until` (keys; one day's range, see _log_folder_by_day)."""
+    def _log_folder(self, group: Group, root: str, window_start: datetime,
+                    listed: ListedLogs | None = None) -> Iterator[tuple[ObjectRef, KeyName]]:
+        """The log files in the group's log folder whose time lies in the window (original locations). With
+        `listed`, the folder is listed a day at a time (_listing_by_day), the first page of each day's listing
+        the size of what the digests list that day; without, in one listing (what --state replays)."""
         folder, start_after, last_day = self._log_listing(group, root, window_start)
-        found: list[tuple[ObjectRef, KeyName]] = []
-        listing = (self.source.list(self.plan.bucket, folder, after or start_after) if until is None else
-                   self.source.list_range(self.plan.bucket, folder, after or start_after, until, expected))
-        for obj in listing:
-            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
-                break
+        if listed is None:
+            objects = self._listing(folder, start_after, None, last_day)
+        else:
+            objects = self._listing_by_day(folder, start_after, last_day,
+                                           lambda lo, hi: self._listed_between(listed, lo, hi))
+        for obj in objects:
             original = self.locations.to_original(obj.ref)
             name = parse_key(original.key)
             if name is None or name.is_digest:
                 self._stray(obj.ref, "in the log folder")
                 continue
             if window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end:
-                found.append((original, name))
-        return found
+                yield original, name
 
-    def _log_folder_by_day(self, group: Group, root: str, window_start: datetime,
-                           listed: ListedLogs | None = None) -> Iterator[tuple[ObjectRef, KeyName]]:
-        """What _log_folder finds, in the same order, but listed one day at a time, DAYS_AHEAD days ahead.
+    def _listing(self, folder: str, after: str | None, until: str | None, last_day: str,
+                 expected: int | None = None) -> Iterator[ListedObject]:
+        """The objects of `folder` after `after` (up to `until`), stopping at the first key of a day after
+        `last_day` (keys of a day-dated folder sort by day)."""
+        listing = (self.source.list(self.plan.bucket, folder, after) if until is None or after is None else
+                   self.source.list_range(self.plan.bucket, folder, after, until, expected))
+        for obj in listing:
+            if obj.ref.key[len(folder):len(folder) + 10] > last_day:
+                return
+            yield obj
 
-        The listing after `FOLDER/D0` (the day before the window) is cut at `FOLDER/D1`, `FOLDER/D2`, ...
-        (each day's name): day i's listing holds the keys after `FOLDER/Di` up to `FOLDER/Di+1`, the last
-        one stops where _log_folder stops. These ranges meet end to end, so a key outside any day folder
-        (a stray) is still found in the one range that holds it, and no key is found twice. How many keys
-        the group's digests list in a range is the source's hint for the size of its first page."""
-        folder, start_after, last_day = self._log_listing(group, root, window_start)
+    def _listing_by_day(self, folder: str, start_after: str, last_day: str,
+                        expected: Callable[[str, str], int | None]) -> Iterator[ListedObject]:
+        """What _listing(folder, start_after, None, last_day) yields, in the same order, but listed one day at a
+        time, DAYS_AHEAD days ahead of the one being taken.
+
+        The listing after `FOLDER/D0` (`start_after`, a day's name) is cut at `FOLDER/D1`, `FOLDER/D2`, ...
+        (each next day's name): day i's listing holds the keys after `FOLDER/Di` up to `FOLDER/Di+1`, the last
+        one stops where the whole listing stops. These ranges meet end to end, so a key outside any day folder
+        (a stray) is still found in the one range that holds it, and no key is found twice. `expected(lo, hi)`
+        is the source's hint for the size of a range's first page."""
         first = datetime.strptime(start_after[len(folder):], "%Y/%m/%d").replace(tzinfo=UTC)
         bounds = [start_after]
         day = first
         while day.strftime("%Y/%m/%d") < last_day:
             day += timedelta(days=1)
             bounds.append(folder + day.strftime("%Y/%m/%d"))
-        ranges = [(lo, hi) for lo, hi in zip(bounds, bounds[1:])] + [(bounds[-1], None)]
-        pending: deque[Future[list[tuple[ObjectRef, KeyName]]]] = deque()
+        ranges: list[tuple[str, str | None]] = [*zip(bounds, bounds[1:]), (bounds[-1], None)]
+        pending: deque[Future[list[ListedObject]]] = deque()
         todo = iter(ranges)
         ahead = DAYS_AHEAD if self.config.workers > 1 else 1  # one worker lists each day when it is its turn
         try:
@@ -839,8 +851,8 @@ class Validation:
                     if nxt is None:
                         break
                     lo, hi = nxt
-                    expected = self._listed_between(listed, lo, hi) if listed is not None and hi else None
-                    pending.append(self._list_ahead(self._log_folder, group, root, window_start, lo, hi, expected))
+                    hint = expected(lo, hi) if hi is not None else None
+                    pending.append(self._list_ahead(lambda *a: list(self._listing(*a)), folder, lo, hi, last_day, hint))
                 if not pending:
                     return
                 yield from pending.popleft().result()

@@ -89,13 +89,21 @@ def test_the_log_folder_listed_day_by_day_is_the_listing_in_one_piece(workers):
     v = Validation(MemorySource(trail), cfg, None, None, now=trail.acquired_at)
     group = v.plan.groups[0]
     root = group.root(v.plan.prefix)
+    listed = ListedLogs()
+    listed.rank([])
     for start in (trail.spec.start - timedelta(hours=5), trail.spec.start + timedelta(hours=30)):
-        whole = v._log_folder(group, root, start)
-        assert list(v._log_folder_by_day(group, root, start)) == whole and whole
+        whole = list(v._log_folder(group, root, start))
+        assert list(v._log_folder(group, root, start, listed)) == whole and whole
+    v._strays.clear()
+    list(v._log_folder(group, root, trail.spec.start - timedelta(hours=5)))
     strays_whole = dict(v._strays)
     v._strays.clear()
-    list(v._log_folder_by_day(group, root, trail.spec.start - timedelta(hours=5)))
+    list(v._log_folder(group, root, trail.spec.start - timedelta(hours=5), listed))
     assert v._strays == strays_whole and len(strays_whole) >= 5
+    folder = f"{root}CloudTrail-Digest/us-east-1/"
+    after, last = folder + trail.spec.start.strftime("%Y/%m/%d"), "9999/12/31"
+    digests = list(v._listing(folder, after, None, last))
+    assert list(v._listing_by_day(folder, after, "2026/11/09", lambda lo, hi: 3)) == digests and digests
 
 
 def test_every_stray_is_reported_once_by_a_run():
