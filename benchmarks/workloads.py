@@ -60,14 +60,17 @@ def throughput_workloads(quick: bool) -> list[Workload]:
 
 
 def history_workloads(quick: bool) -> list[Workload]:
-    """One region, one small log file an hour, for a week, a month and a year."""
-    lengths = {"1 week": 24 * 7, "1 month": 24 * 30, "1 year": 24 * 365}
+    """One region, one small log file an hour, for a week, a month and a year; and a month with 24 log files
+    an hour (more log files than the year, a twelfth of its digests: what memory grows with)."""
+    lengths = {"1 week": (24 * 7, 1), "1 month": (24 * 30, 1), "1 year": (24 * 365, 1),
+               "1 month, 24 log files an hour": (24 * 30, 24)}
     if quick:
-        lengths = {"1 day": 24, "1 week": 24 * 7}
+        lengths = {"1 day": (24, 1), "1 week": (24 * 7, 1), "1 day, 24 log files an hour": (24, 24)}
     start = datetime(2025, 6, 1, tzinfo=UTC)
     out = []
-    for label, hours in lengths.items():
-        spec = replace(_spec(f"history-{hours}h", hours, 1, 4, ("us-east-1",), start), events_per_log=(2, 6))
+    for label, (hours, lph) in lengths.items():
+        name = f"history-{hours}h" + (f"-{lph}lph" if lph > 1 else "")
+        spec = replace(_spec(name, hours, lph, 4, ("us-east-1",), start), events_per_log=(2, 6))
         out.append(Workload(label, spec))
     return out
 

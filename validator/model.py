@@ -8,6 +8,7 @@ than trusting a field.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
@@ -272,10 +273,14 @@ class Digest:
     def is_chain_start(self) -> bool:
         return self.previous is None
 
-    def compacted(self, previous_signature: str | None) -> "Digest":
+    def compacted(self, previous_signature: str | None, location: ObjectRef) -> "Digest":
         """The fields chain linking and the records use (the log list taken out: the pipeline keeps it on
-        disk), with `previous_signature` in place of the 512-character hex one."""
-        return replace(self, log_files=(), end_time_text="", signature_algorithm="",
+        disk), with `previous_signature` in place of the 512-character hex one, `location` (an equal object
+        the caller holds anyway) and the strings every digest of a chain repeats shared."""
+        prev = self.previous
+        return replace(self, log_files=(), end_time_text="", signature_algorithm="", location=location,
+                       account_id=sys.intern(self.account_id), fingerprint=sys.intern(self.fingerprint),
+                       previous=ObjectRef(sys.intern(prev.bucket), prev.key) if prev is not None else None,
                        previous_signature=previous_signature, previous_hash_algorithm=None,
                        newest_event_time=None, oldest_event_time=None)
 

@@ -73,7 +73,8 @@ def compact(d: CheckedDigest) -> CheckedDigest:
     """Drop what no check needs after a digest's own (its signed string's parts, its log list, kept on
     disk by the pipeline): a long history holds one of these per digest."""
     if d.digest is not None:
-        d.digest = d.digest.compacted(signature_token(d.digest.previous_signature))
+        location = d.original if d.digest.location == d.original else d.digest.location
+        d.digest = d.digest.compacted(signature_token(d.digest.previous_signature), location)
     d.signature = signature_token(d.signature)
     return d
 
