@@ -424,10 +424,12 @@ class Bench:
               "- The evidence path also hashes the compressed bytes (the manifest's SHA-256, to detect evidence "
               "changed after acquisition) and opens each file below objects/ without following links; the ceiling "
               "does neither.",
-              "- Peak RSS on evidence includes the manifest's index of every object (O(objects) by design); the "
-              "pipeline holds one (account, region) group's digests and records at a time (up to "
-              "1 + GROUP_LOOKAHEAD groups with several workers), so its memory grows with the history of one "
-              "group."]
+              "- Memory: a group's log lists are on disk (validator/listed.py) and its records are written as "
+              "they are made, so log files cost no memory whatever their number (compare the dense month with "
+              "the year); what grows is the compacted facts of the digests of the (account, region) chain being "
+              "linked (up to 1 + GROUP_LOOKAHEAD chains with several workers), a few hundred bytes each. The "
+              "hooked S3's column is its RSS minus the in-memory store, whose own overhead (dicts, the XML it "
+              "builds) it still includes."]
         if self.notes:
             L += ["", "## Warnings", ""] + [f"- {n}" for n in self.notes]
         return "\n".join(L) + "\n"
