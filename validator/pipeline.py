@@ -57,6 +57,9 @@ RETRY_BACKOFF = 0.25
 PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
 GROUP_LOOKAHEAD = 2  # groups whose digests are listed and fetched ahead of the one whose records are being written
 DIGESTS_PER_DAY = 24  # a digest folder's day: what its listing's first page asks for (and a margin)
+PART_DAYS = 7  # a longer window is checked in parts of this many days (memory: one part's digests)
+PART_MARGIN = LIST_MARGIN + timedelta(hours=24)  # a part's neighbours: links, and backfill digests' log files
+TAIL = timedelta(minutes=90)  # a part's last verified log files kept for a gap the next part finds
 DAYS_AHEAD = 4  # days of a log folder listed ahead of the one being classified (each held until its turn)
 
 T = TypeVar("T")
@@ -406,12 +409,16 @@ class Validation:
 
     # --- one group ---------------------------------------------------------------------
 
-    def _group_digests(self, group: Group) -> "GroupDigests":
-        """A group's digests: listed, fetched, checked, their pointers followed and their chains linked.
-        Their log lists go to disk as they arrive (ListedLogs): memory does not grow with the history."""
+    def _group_digests(self, group: Group, part: "Part | None" = None,
+                       carry: "Carry | None" = None) -> "GroupDigests":
+        """A group's digests (of one part of its window, see Part): listed, fetched, checked, their pointers
+        followed and their chains linked. Their log lists go to disk as they arrive (ListedLogs)."""
         root = group.root(self.plan.prefix)
-        self.history.load(group, root)
-        own, foreign = self._list_digests(group, root)
+        if part is None:  # the group's first part
+            self.history.load(group, root)
+            part, carry = self._first_part(group, root), Carry()
+        assert carry is not None
+        own, foreign = self._list_digests(group, root, part)
         own += self.history.deleted_digests(group, own)
         listed = ListedLogs()
         known = self.incremental.digests(own) if self.incremental else None  # --state: unchanged ones, no GET
@@ -420,22 +427,25 @@ class Validation:
             checked = [listed.shelve(d) for d in known.merge(list(fetched))]
         else:
             checked = [listed.shelve(d) for d in fetched]
-        window_start = self._group_window_start(checked)
+        seen = {d.original for d in checked}
+        checked += [d for d in carry.newest.values() if d.original not in seen]  # the parts before: neighbours
+        window_start = self._group_window_start(checked) if part.first else carry.window_start
+        assert window_start is not None
         for d in checked:
-            d.in_range = self._in_range(d, window_start)
-        checked = self._follow_pointers(checked, window_start, listed.shelve)
-        if self.config.start is None:  # the default window reaches back to the oldest digest the chain holds
+            d.in_range = self._in_range(d, window_start) and part.owns(d)
+        checked = self._follow_pointers(checked, window_start, listed.shelve, part, root)
+        if self.config.start is None and part.first:  # the default window reaches back to the oldest digest
             window_start = self._group_window_start(checked)
         info = self.trail_info
-        chain_end_ref = info.latest_digest_delivery if info else None
+        chain_end_ref = info.latest_digest_delivery if info and part.last else None
         regular = [d for d in checked if not d.backfill]
         backfill = [d for d in checked if d.backfill]
         kw = dict(account_id=group.account_id, region=group.region, window_start=window_start,
-                  window_end=self.window_end, chain_end_ref=chain_end_ref)
+                  window_end=self.window_end, chain_end_ref=chain_end_ref, owns=None if part.whole else part.owns)
         reg_found = link_group(regular, backfill=False, **kw)
         bf_found = link_group(backfill, backfill=True, **kw)
 
-        if self.config.start is None:  # digests known only by a pointer to them belong to the default window too
+        if self.config.start is None and part.first:  # digests known only by a pointer belong to the window too
             missing_starts = [m.start_time for m in reg_found.missing + bf_found.missing if m.start_time is not None]
             window_start = min([window_start, *missing_starts])
             if not self._history_starts_with_a_chain_start(regular):
@@ -447,14 +457,57 @@ class Validation:
         digest_records.sort(key=lambda r: (r.backfill, r.end_time or self.window_end, r.key or ""))
         if any(r.key is not None for r in digest_records):
             self._chains_seen.add((group.account_id, group.region))
-        # the first trusted digest in this order that lists a log file is the one it is checked against
-        listed.rank(sorted(checked, key=lambda d: (not d.in_range, end_of(d) or self.window_end)))
+        # the first trusted digest in this order that lists a log file is the one it is checked against (the
+        # window's digests first: in a part, those of the window whichever part owns them; a log file is hashed
+        # by the part that owns the digest chosen)
+        in_window = {id(d): d.in_range or (self._in_range(d, window_start) and not part.owns(d)) for d in checked}
+        listed.rank(sorted(checked, key=lambda d: (not in_window[id(d)], end_of(d) or self.window_end)))
         lost = self._lost_digests(checked, reg_found.missing + bf_found.missing)
-        return GroupDigests(group, root, window_start, digest_records, reg_found, bf_found, lost, foreign, listed)
+        carry.window_start = window_start
+        for d in checked:  # the newest of each chain, for the parts after
+            end = end_of(d)
+            if end is not None and part.owns(d):
+                old = carry.newest.get(d.backfill)
+                if old is None or (end, d.original.key) > (end_of(old) or end, old.original.key):
+                    carry.newest[d.backfill] = _neighbour(d)
+        carry.gaps += reg_found.gaps
+        return GroupDigests(group, root, window_start, digest_records, reg_found, bf_found, lost, foreign, listed,
+                            part, carry)
+
+    def _first_part(self, group: Group, root: str) -> "Part":
+        """The group's window in parts of PART_DAYS days (by digest end and log file time), when it is longer;
+        the whole window in one part where the history or the state needs the group's records together."""
+        whole = Part(None, None)
+        if self.history.enabled or self.incremental:
+            return whole
+        start = self.config.start
+        if start is None:  # the default window: from the first day of the digest folder
+            folder = f"{root}CloudTrail-Digest/{group.region}/"
+            first = next(iter(self.source.list(self.plan.bucket, folder)), None)
+            if first is None:
+                return whole
+            try:
+                start = datetime.strptime(first.ref.key[len(folder):len(folder) + 10], "%Y/%m/%d").replace(tzinfo=UTC)
+            except ValueError:
+                return whole
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        hi = day + timedelta(days=PART_DAYS)
+        return Part(None, hi) if hi < self.window_end else whole
 
     def _group_records(self, g: "GroupDigests") -> Iterator[Record]:
-        """A group's records as they are made: its digests', then its log files' (hashed now), then those of
-        the log files no digest lists; the history's annotations on each (and its deleted log files)."""
+        """A group's records as they are made, part after part: its digests', then its log files' (hashed now),
+        then those of the log files no digest lists; the history's annotations on each (and its deleted log
+        files). The group's gaps are explained at its end, from the verified log files near them."""
+        while True:
+            yield from self._part_records(g)
+            if g.part.last or self._stop.is_set():
+                break
+            g = self._group_digests(g.group, g.part.next(self.window_end), g.carry)
+        carry = g.carry
+        self._explain_gaps(carry.gaps, carry.near_gaps)
+        self._gaps += carry.gaps
+
+    def _part_records(self, g: "GroupDigests") -> Iterator[Record]:
         try:
             records = self._group_stream(g)
             if self.incremental:  # --state amends the group's records at its end: they are kept until then
@@ -485,16 +538,16 @@ class Validation:
         log_records: Iterable[LogRecord] = self.engine.map_logs(self, known_logs.fetch if known_logs else to_hash)
         if known_logs:
             log_records = known_logs.merge(list(log_records))
-        gaps = g.regular.gaps
-        near_gaps: list[LogRecord] = []  # the verified log files that may explain a gap
+        carry = g.carry
+        newest = carry.newest.get(False)
+        tail_from = (end_of(newest) - TAIL) if newest is not None and end_of(newest) is not None else None
+        carry.keep_near_gaps(self, tail_from)  # the last part's tail, near a gap found in this one
         for rec in log_records:
-            if gaps and rec.verdict.status in (VALID, WARNING) and self._near_a_gap(rec, gaps):
-                near_gaps.append(rec)
+            if rec.verdict.status in (VALID, WARNING):
+                carry.take(self, rec, tail_from)
             yield rec
-        self._explain_gaps(gaps, near_gaps)
-        self._gaps += gaps
         in_folder = self._log_folder(group, root, window_start,  # --state: one listing, which it replays
-                                     None if self.incremental else g.listed)
+                                     None if self.incremental else g.listed, g.part)
         yield from self._unlisted_logs(g, g.regular.coverage, g.regular.newest_end, in_folder, g.lost)
 
     def _list_ahead(self, fn: Callable[..., T], *args: object) -> "Future[T]":
@@ -553,14 +606,17 @@ class Validation:
         span = _span(d)
         return span is not None and span[0] <= self.window_end and span[1] >= window_start
 
-    def _list_digests(self, group: Group, root: str) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        """This trail's digest keys in the window (with margins), and other trails' in the same folder."""
+    def _list_digests(self, group: Group, root: str, part: "Part") -> tuple[list[ObjectRef], list[ObjectRef]]:
+        """This trail's digest keys in the window or part (with margins), and other trails' in the same folder."""
         folder = f"{root}CloudTrail-Digest/{group.region}/"
-        start = self.config.start
-        start_after = (folder + (start - LIST_MARGIN).strftime("%Y/%m/%d")) if start else None
-        last_day = (self.window_end + LIST_MARGIN).strftime("%Y/%m/%d")
-        lo = (start - LIST_MARGIN) if start else None
-        hi = self.window_end + LIST_MARGIN
+        lo = self.config.start - LIST_MARGIN if self.config.start else None  # the window's, and a part's
+        hi = self.window_end + LIST_MARGIN  # margins within them: a part sees only what the whole window sees
+        if part.lo is not None:
+            lo = max(lo, part.lo - PART_MARGIN) if lo is not None else part.lo - PART_MARGIN
+        if part.hi is not None:
+            hi = min(hi, part.hi + PART_MARGIN)
+        start_after = (folder + lo.strftime("%Y/%m/%d")) if lo else None
+        last_day = hi.strftime("%Y/%m/%d")
         own: list[ObjectRef] = []
         foreign: list[ObjectRef] = []
         trail = self.config.trail
@@ -625,7 +681,8 @@ class Validation:
         return result
 
     def _follow_pointers(self, checked: list[CheckedDigest], window_start: datetime,
-                         shelve: Callable[[CheckedDigest], CheckedDigest]) -> list[CheckedDigest]:
+                         shelve: Callable[[CheckedDigest], CheckedDigest], part: "Part | None" = None,
+                         root: str = "") -> list[CheckedDigest]:
         """Fetch predecessors that trusted in-range digests name but the listing did not hold."""
         by_loc = {d.original: d for d in checked}
         absent: set[ObjectRef] = set()
@@ -642,6 +699,8 @@ class Validation:
                     continue
                 d.original = ref
                 d.in_range = self.config.start is None or self._in_range(d, window_start)
+                if part is not None and not part.whole and ref.key.startswith(f"{root}CloudTrail-Digest/"):
+                    d.in_range = d.in_range and part.owns(d)  # in the group's folder: the part of its time's
                 by_loc[ref] = d
         return list(by_loc.values())
 
@@ -787,18 +846,20 @@ class Validation:
             yield LogRecord(bucket=lies_at.bucket, key=lies_at.key, verdict=verdict, digest_key=None,
                             region=name.region, account_id=name.account_id)
 
-    def _log_listing(self, group: Group, root: str, window_start: datetime) -> tuple[str, str, str]:
-        """The log folder's listing: (folder, list after this key, stop after this day)."""
+    def _log_listing(self, group: Group, root: str, window_start: datetime,
+                     part: "Part | None" = None) -> tuple[str, str, str]:
+        """The log folder's listing (of a part of the window): (folder, list after this key, stop after this day)."""
         folder = f"{root}CloudTrail/{group.region}/"
-        return folder, folder + (window_start - timedelta(days=1)).strftime("%Y/%m/%d"), \
-            self.window_end.strftime("%Y/%m/%d")
+        lo = part.lo if part is not None and part.lo is not None else window_start
+        hi = part.hi - timedelta(minutes=1) if part is not None and part.hi is not None else self.window_end
+        return folder, folder + (lo - timedelta(days=1)).strftime("%Y/%m/%d"), hi.strftime("%Y/%m/%d")
 
-    def _log_folder(self, group: Group, root: str, window_start: datetime,
-                    listed: ListedLogs | None = None) -> Iterator[tuple[ObjectRef, KeyName]]:
+    def _log_folder(self, group: Group, root: str, window_start: datetime, listed: ListedLogs | None = None,
+                    part: "Part | None" = None) -> Iterator[tuple[ObjectRef, KeyName]]:
         """The log files in the group's log folder whose time lies in the window (original locations). With
         `listed`, the folder is listed a day at a time (_listing_by_day), the first page of each day's listing
         the size of what the digests list that day; without, in one listing (what --state replays)."""
-        folder, start_after, last_day = self._log_listing(group, root, window_start)
+        folder, start_after, last_day = self._log_listing(group, root, window_start, part)
         if listed is None:
             objects = self._listing(folder, start_after, None, last_day)
         else:
@@ -810,7 +871,8 @@ class Validation:
             if name is None or name.is_digest:
                 self._stray(obj.ref, "in the log folder")
                 continue
-            if window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end:
+            if (window_start <= name.time + timedelta(seconds=59) and name.time <= self.window_end
+                    and (part is None or part.owns_time(name.time))):
                 yield original, name
 
     def _listing(self, folder: str, after: str | None, until: str | None, last_day: str,
@@ -904,6 +966,89 @@ class Validation:
         return Verdict(UNVERIFIABLE, "not_covered", "no valid digest covers the time of this log file")
 
 
+@dataclass(frozen=True)
+class Part:
+    """A part of a group's window, by digest end time and log file time: [lo, hi); lo None: from the window's
+    start (the first part), hi None: to its end (the last). A part lists its digests with PART_MARGIN on both
+    sides, for the links, gaps and holes at its edges and the log files its neighbours list, but reports only
+    what it owns: digests ending in it (and what is missing or a gap before them), log files of its time."""
+
+    lo: datetime | None
+    hi: datetime | None
+
+    @property
+    def first(self) -> bool:
+        return self.lo is None
+
+    @property
+    def last(self) -> bool:
+        return self.hi is None
+
+    @property
+    def whole(self) -> bool:
+        return self.lo is None and self.hi is None
+
+    def owns_time(self, t: datetime) -> bool:
+        return (self.lo is None or t >= self.lo) and (self.hi is None or t < self.hi)
+
+    def owns(self, d: CheckedDigest) -> bool:
+        end = end_of(d)
+        return self.whole or (end is not None and self.owns_time(end))
+
+    def next(self, window_end: datetime) -> "Part":
+        assert self.hi is not None
+        hi = self.hi + timedelta(days=PART_DAYS)
+        return Part(self.hi, hi if hi < window_end else None)
+
+
+@dataclass
+class Carry:
+    """What a group's parts hand on: the window's start, the newest digest of each chain (the neighbour of
+    a gap or hole that spans a part's start), the gaps and the verified log files near them."""
+
+    window_start: datetime | None = None
+    newest: dict[bool, CheckedDigest] = field(default_factory=dict)  # backfill? -> digest
+    gaps: list[GapRecord] = field(default_factory=list)
+    near_gaps: list[LogRecord] = field(default_factory=list)
+    tail: list[LogRecord] = field(default_factory=list)  # after the newest regular digest's end - TAIL
+    _checked_gaps: int = 0
+
+    def keep_near_gaps(self, v: "Validation", tail_from: datetime | None) -> None:
+        """At a part's log files: the tail of the parts before near a gap found since, and the tail cut to
+        what the newest digest now leaves."""
+        new = self.gaps[self._checked_gaps:]
+        if new:
+            for r in self.tail:
+                if v._near_a_gap(r, new):
+                    self._near(r)
+        self._checked_gaps = len(self.gaps)
+        self.tail = [r for r in self.tail if tail_from is not None and _log_time(v, r) is not None
+                     and _log_time(v, r) >= tail_from]
+
+    def take(self, v: "Validation", rec: LogRecord, tail_from: datetime | None) -> None:
+        """A verified log file of this part."""
+        if self.gaps and v._near_a_gap(rec, self.gaps):
+            self._near(rec)
+        t = _log_time(v, rec)
+        if t is not None and tail_from is not None and t >= tail_from:
+            self.tail.append(rec)
+
+    def _near(self, rec: LogRecord) -> None:
+        if all(r is not rec for r in self.near_gaps[-64:]):
+            self.near_gaps.append(rec)
+
+
+def _log_time(v: "Validation", rec: LogRecord) -> datetime | None:
+    name = parse_key(v.locations.to_original(ObjectRef(rec.bucket, rec.key)).key)
+    return name.time if name is not None else None
+
+
+def _neighbour(d: CheckedDigest) -> CheckedDigest:
+    """A digest as the next part sees it: a neighbour for its links and gaps, with no log list of its own."""
+    return CheckedDigest(lies_at=d.lies_at, original=d.original, verdict=d.verdict, digest=d.digest,
+                         sha256=d.sha256, signature=d.signature, backfill=d.backfill, in_range=False)
+
+
 @dataclass
 class GroupDigests:
     """A group after its digests were checked and linked: what its log files' part needs."""
@@ -917,6 +1062,8 @@ class GroupDigests:
     lost: "LostDigests"
     foreign: list[ObjectRef]  # other trails' digests in the same folder
     listed: ListedLogs  # the log lists of `checked`, on disk
+    part: Part = field(default_factory=lambda: Part(None, None))
+    carry: Carry = field(default_factory=Carry)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from ..model import ObjectRef, format_time, parse_key
 from ..results import INVALID, MISSING, DigestRecord, GapRecord, Verdict
@@ -70,8 +71,13 @@ def _check_link(newer: CheckedDigest, prev: CheckedDigest) -> None:
 
 def link_group(digests: list[CheckedDigest], *, account_id: str, region: str, backfill: bool,
                window_start: datetime, window_end: datetime,
-               chain_end_ref: datetime | None) -> ChainFindings:
-    """Check links among `digests` (one group, any order) and find what is missing."""
+               chain_end_ref: datetime | None,
+               owns: Callable[[CheckedDigest], bool] | None = None) -> ChainFindings:
+    """Check links among `digests` (one group, any order) and find what is missing.
+
+    `owns`: when the group's window is checked in parts, whether a digest is this part's; what is missing
+    before a digest, and the gap a chain start opens, are reported by the part that owns that digest (its
+    neighbours, listed with a margin, are there to check its links)."""
     found = ChainFindings()
     ordered = sorted((d for d in digests if end_of(d) is not None), key=lambda d: (end_of(d), d.original.key))
     by_location: dict[ObjectRef, CheckedDigest] = {d.original: d for d in ordered}
@@ -89,8 +95,9 @@ def link_group(digests: list[CheckedDigest], *, account_id: str, region: str, ba
         if not d.trusted or d.digest is None:
             continue
         digest = d.digest
+        reports = owns is None or owns(d)
         if digest.previous is None:
-            if backfill:
+            if backfill or not reports:
                 continue
             q = older_than(digest.start_time, d)
             q_end = end_of(q) if q else None
@@ -105,7 +112,7 @@ def link_group(digests: list[CheckedDigest], *, account_id: str, region: str, ba
             _check_link(d, prev)
             continue
         # rule 3: the previous digest is absent
-        if digest.previous in reported_missing:
+        if digest.previous in reported_missing or not reports:
             continue
         reported_missing.add(digest.previous)
         prev_end = digest.start_time
