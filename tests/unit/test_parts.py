@@ -7,6 +7,7 @@ digests that list the day before's log files, log files listed by a digest of th
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import orjson
@@ -63,6 +64,58 @@ def test_a_window_in_parts_finds_what_the_whole_window_finds(case, window, monke
         assert sorted(parts) == sorted(whole)
         assert parts_summary == whole_summary
         assert len(parts) == len(set(parts))  # each record once
+
+
+def test_a_part_sees_no_more_than_the_window(monkeypatch):
+    """Found by the random comparison below: a part's margin reached before the window's own listing, and
+    found a digest the whole window does not see (a chain 'truncated' inside a stop; a hole of deleted digests
+    before the window's start)."""
+    inside_a_stop = generate(hours=80, regions=("us-east-1",), stops=((23, 77),), seed=41)
+    start = inside_a_stop.spec.start
+    window = dict(start=start + timedelta(hours=28), end=start + timedelta(hours=62))
+    parts, whole = (_run(inside_a_stop, 1, monkeypatch, workers=2, **window),
+                    _run(inside_a_stop, 10_000, monkeypatch, workers=2, **window))
+    assert sorted(parts[0]) == sorted(whole[0]) and parts[1] == whole[1]
+    holed = generate(hours=130, regions=("eu-west-1",), seed=53)
+    apply_named(holed, "delete-digest:eu-west-1:4:30")
+    window = dict(start=start + timedelta(hours=16), end=start + timedelta(hours=125))
+    parts, whole = _run(holed, 1, monkeypatch, workers=2, **window), _run(holed, 10_000, monkeypatch, workers=2, **window)
+    assert sorted(parts[0]) == sorted(whole[0]) and parts[1] == whole[1]
+
+
+OPS = ("modify-log:{r}:{n}", "delete-log:{r}:{n}", "inject-log:{r}:{h}", "modify-digest:{r}:{d}",
+       "delete-digest:{r}:{d}", "delete-digest:{r}:{d}:{c}", "chain-hash:{r}:{d}", "chain-signature:{r}:{d}",
+       "corrupt-digest:{r}:{d}", "unknown-key:{r}:{d}", "replay-digest:{r}:{d}", "strip-metadata:{r}:{d}",
+       "delete-tail:{c}")
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_trails_in_parts_of_one_and_two_days(seed, monkeypatch):
+    rng = random.Random(seed)
+    hours = rng.randint(30, 130)
+    stops = ()
+    if rng.random() < 0.5:
+        a = rng.randint(2, hours - 3)
+        stops = ((a, min(hours - 1, a + rng.randint(1, 60))),)
+    trail = generate(hours=hours, regions=("us-east-1", "eu-west-1"), logs_per_hour=(0, 3), seed=seed,
+                     rotate_at_hour=rng.choice([None, hours // 2]), stops=stops,
+                     backfill_hours=tuple(sorted(rng.sample(range(1, hours), rng.randint(0, 3)))),
+                     logging_at_end=rng.random() < 0.5)
+    for _ in range(rng.randint(0, 5)):
+        op = rng.choice(OPS).format(r=rng.choice(["us-east-1", "eu-west-1"]), n=rng.randint(0, hours - 1),
+                                    h=rng.randint(0, hours - 1), d=rng.randint(0, max(0, hours - 30)),
+                                    c=rng.randint(1, 30))
+        try:
+            apply_named(trail, op)
+        except (IndexError, KeyError, ValueError):  # e.g. no log file with that number
+            pass
+    s = trail.spec.start
+    for config in ({}, dict(start=s + timedelta(hours=rng.randint(0, 30)),
+                            end=s + timedelta(hours=rng.randint(40, hours + 50)))):
+        whole, whole_summary = _run(trail, 10_000, monkeypatch, workers=3, **config)
+        for days in (1, 2):
+            parts, summary = _run(trail, days, monkeypatch, workers=3, **config)
+            assert sorted(parts) == sorted(whole) and summary == whole_summary, (days, config)
 
 
 def test_parts_are_used_and_hold_one_part_of_digests(monkeypatch):
