@@ -2,7 +2,7 @@
 
 One (account, region) group after another, in sorted order (with more than one worker, the digests of the
 next groups are already being listed, fetched and linked while a group's log files are checked:
-GROUP_LOOKAHEAD):
+GROUP_LOOKAHEAD); a window longer than PART_DAYS days in parts of that many days (Part), each of them:
  1. list the trail's digests in the window (with a margin for the neighbours the
     chain checks need), fetch and verify them concurrently; each digest's log list goes to
     disk as it arrives (validator.listed), so memory does not grow with the log files of the history;
