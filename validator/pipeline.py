@@ -57,7 +57,8 @@ RETRY_BACKOFF = 0.25
 PLAN_LISTINGS = 16  # folder listings of the plan in flight at once
 GROUP_LOOKAHEAD = 2  # groups whose digests are listed and fetched ahead of the one whose records are being written
 DIGESTS_PER_DAY = 24  # a digest folder's day: what its listing's first page asks for (and a margin)
-PART_DAYS = 7  # a longer window is checked in parts of this many days (memory: one part's digests)
+PART_DAYS = 14  # a longer window is checked in parts of this many days (memory: one part's digests; each
+# part fetches the digests of its two margins again: 2 x PART_MARGIN more digest GETs every PART_DAYS)
 PART_MARGIN = LIST_MARGIN + timedelta(hours=24)  # a part's neighbours: links, and backfill digests' log files
 TAIL = timedelta(minutes=90)  # a part's last verified log files kept for a gap the next part finds
 DAYS_AHEAD = 4  # days of a log folder listed ahead of the one being classified (each held until its turn)
