@@ -33,7 +33,7 @@ from .core.verify import CheckedDigest
 from .errors import FormatError
 from .model import LogFileRef, ObjectRef, format_time, parse_key, parse_time
 from .results import MISSING, DigestRecord, LogRecord, Verdict
-from .state import Binding, ObservingSource, StateStore, changed_note, digest_row, listing_changes, log_row
+from .state import Binding, ObservingSource, Row, StateStore, changed_note, digest_row, listing_changes, log_row
 
 if TYPE_CHECKING:  # pragma: no cover
     from .pipeline import Validation
@@ -96,14 +96,19 @@ class Incremental:
                 split.fetch.append(ref)
         return split
 
-    def _digest_from_state(self, ref: ObjectRef) -> CheckedDigest | None:
+    def _unchanged_row(self, ref: ObjectRef) -> Row | None:
+        """The state's row of an object this run listed, when the listing shows it unchanged since."""
         listed = self.obs.listed.get(ref)
         row = self.store.get(ref)
         if row is None or listed is None:
             return None
         if listing_changes(row, listed):
             return None  # changed since the row: fetched again, and the message says what changed
-        if self.recheck or row.kind != "digest" or not row.trusted or row.body is None:
+        return row
+
+    def _digest_from_state(self, ref: ObjectRef) -> CheckedDigest | None:
+        row = self._unchanged_row(ref)
+        if row is None or self.recheck or row.kind != "digest" or not row.trusted or row.body is None:
             return None
         name = parse_key(self.v.locations.to_original(ref).key)
         meta = row.meta()
@@ -142,13 +147,8 @@ class Incremental:
     def _log_from_state(self, item: tuple[LogFileRef, CheckedDigest]) -> LogRecord | None:
         lf, d = item
         lies_at = self.v.locations.to_copy(lf.ref)
-        listed = self.obs.listed.get(lies_at)
-        row = self.store.get(lies_at)
-        if row is None or listed is None:
-            return None
-        if listing_changes(row, listed):
-            return None  # changed since the row: fetched again, and the message says what changed
-        if (self.recheck or row.kind != "log" or not row.trusted or row.hash != lf.hash_value
+        row = self._unchanged_row(lies_at)
+        if (row is None or self.recheck or row.kind != "log" or not row.trusted or row.hash != lf.hash_value
                 or lf.hash_algorithm not in HASH_ALGORITHMS):
             return None
         name = parse_key(lf.ref.key)

@@ -484,7 +484,8 @@ class Validation:
         start = self.config.start
         if start is None:  # the default window: from the first day of the digest folder
             folder = f"{root}CloudTrail-Digest/{group.region}/"
-            first = next(iter(self.source.list(self.plan.bucket, folder)), None)
+            # one key is enough: S3 is asked for a small first page, not 1,000 keys
+            first = next(iter(self.source.list_range(self.plan.bucket, folder, folder, folder + "\U0010ffff", 1)), None)
             if first is None:
                 return whole
             try:
@@ -505,7 +506,7 @@ class Validation:
                 break
             g = self._group_digests(g.group, g.part.next(self.window_end), g.carry)
         carry = g.carry
-        self._explain_gaps(carry.gaps, carry.near_gaps)
+        self._explain_gaps(carry.gaps, list(carry.near_gaps.values()))
         self._gaps += carry.gaps
 
     def _part_records(self, g: "GroupDigests") -> Iterator[Record]:
@@ -541,7 +542,8 @@ class Validation:
             log_records = known_logs.merge(list(log_records))
         carry = g.carry
         newest = carry.newest.get(False)
-        tail_from = (end_of(newest) - TAIL) if newest is not None and end_of(newest) is not None else None
+        tail_from = (end_of(newest) - TAIL if newest is not None and end_of(newest) is not None
+                     and not g.part.last else None)  # the last part keeps no tail: no part comes after it
         carry.keep_near_gaps(self, tail_from)  # the last part's tail, near a gap found in this one
         for rec in log_records:
             if rec.verdict.status in (VALID, WARNING):
@@ -1010,38 +1012,29 @@ class Carry:
     window_start: datetime | None = None
     newest: dict[bool, CheckedDigest] = field(default_factory=dict)  # backfill? -> digest
     gaps: list[GapRecord] = field(default_factory=list)
-    near_gaps: list[LogRecord] = field(default_factory=list)
-    tail: list[LogRecord] = field(default_factory=list)  # after the newest regular digest's end - TAIL
+    near_gaps: dict[tuple[str, str], LogRecord] = field(default_factory=dict)  # by (bucket, key), in order
+    tail: list[tuple[datetime, LogRecord]] = field(default_factory=list)  # from the newest digest's end - TAIL
     _checked_gaps: int = 0
 
     def keep_near_gaps(self, v: "Validation", tail_from: datetime | None) -> None:
         """At a part's log files: the tail of the parts before near a gap found since, and the tail cut to
-        what the newest digest now leaves."""
+        what the newest digest now leaves (nothing, in the last part: no part comes after it)."""
         new = self.gaps[self._checked_gaps:]
-        if new:
-            for r in self.tail:
-                if v._near_a_gap(r, new):
-                    self._near(r)
+        for _, r in self.tail if new else ():
+            if v._near_a_gap(r, new):
+                self.near_gaps.setdefault((r.bucket, r.key), r)
         self._checked_gaps = len(self.gaps)
-        self.tail = [r for r in self.tail if tail_from is not None and _log_time(v, r) is not None
-                     and _log_time(v, r) >= tail_from]
+        self.tail = [(t, r) for t, r in self.tail if tail_from is not None and t >= tail_from]
 
     def take(self, v: "Validation", rec: LogRecord, tail_from: datetime | None) -> None:
         """A verified log file of this part."""
         if self.gaps and v._near_a_gap(rec, self.gaps):
-            self._near(rec)
-        t = _log_time(v, rec)
-        if t is not None and tail_from is not None and t >= tail_from:
-            self.tail.append(rec)
-
-    def _near(self, rec: LogRecord) -> None:
-        if all(r is not rec for r in self.near_gaps[-64:]):
-            self.near_gaps.append(rec)
-
-
-def _log_time(v: "Validation", rec: LogRecord) -> datetime | None:
-    name = parse_key(v.locations.to_original(ObjectRef(rec.bucket, rec.key)).key)
-    return name.time if name is not None else None
+            self.near_gaps.setdefault((rec.bucket, rec.key), rec)
+        if tail_from is None:
+            return
+        name = parse_key(v.locations.to_original(ObjectRef(rec.bucket, rec.key)).key)
+        if name is not None and name.time >= tail_from:
+            self.tail.append((name.time, rec))
 
 
 def _neighbour(d: CheckedDigest) -> CheckedDigest:
